@@ -1,0 +1,16 @@
+// `npm run bench -- NAME [options]`: benchmarks print one JSON object on stdout.
+
+import { benchPyramid } from './pyramid.js';
+
+const BENCHMARKS: Record<string, (args: string[]) => Promise<object>> = {
+  pyramid: benchPyramid,
+};
+
+const [name, ...args] = process.argv.slice(2);
+const run = name ? BENCHMARKS[name] : undefined;
+if (!run) {
+  console.error(`usage: npm run bench -- <${Object.keys(BENCHMARKS).join('|')}> [options]`);
+  process.exitCode = 2;
+} else {
+  console.log(JSON.stringify(await run(args), null, 2));
+}
