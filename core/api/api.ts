@@ -42,11 +42,20 @@ export interface SectionSpots {
   readonly labels: Record<string, (string | null)[]>;
 }
 
+export interface OpenPathResult {
+  readonly opened: SectionSummary[];
+  /** One line each, naming the file and the problem. */
+  readonly failed: string[];
+}
+
 export interface StudioApi {
   /** Sections open now (the bundled demo on a fresh start). */
   listSections(): Promise<SectionSummary[]>;
-  /** Opens every section found at a path on this machine. Errors name the file and the problem. */
-  openPath(path: string): Promise<SectionSummary[]>;
+  /**
+   * Opens every section found at a path on this machine. Errors name the file and the problem; in a folder of
+   * several sections the broken ones come back in `failed` and the others open.
+   */
+  openPath(path: string): Promise<OpenPathResult>;
   getSpots(sectionId: string): Promise<SectionSpots>;
   /** Builds the pyramid on first call (cached on disk by content), then answers at once. */
   getSlide(sectionId: string): Promise<SlideInfo | null>;

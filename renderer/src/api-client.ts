@@ -1,0 +1,93 @@
+// The renderer's one door to the core: the StudioApi over Electron's preload bridge when it is there, else over
+// HTTP to the browser-mode server. The rest of the renderer sees only `Api`.
+
+import type {
+  OpenPathResult,
+  SectionSpots,
+  SectionSummary,
+  SlideInfo,
+  StudioApi,
+  StudioApiMethod,
+} from './api-types.js';
+
+/** What electron/preload.cts exposes. */
+interface DelstBridge {
+  call(method: string, args: unknown[]): Promise<{ ok: true; value: unknown } | { ok: false; error: string }>;
+  readonly tileUrlBase: string;
+}
+
+declare global {
+  interface Window {
+    delst?: DelstBridge;
+  }
+}
+
+export interface Api extends StudioApi {
+  /** Where the renderer runs: Electron (IPC, delst:// tiles) or a browser (HTTP, same-origin tiles). */
+  readonly mode: 'electron' | 'browser';
+  tileUrl(key: string, level: number, col: number, row: number, format: SlideInfo['format']): string;
+}
+
+const TOKEN_KEY = 'delst-token';
+
+/** Takes the token from `?token=` (then drops it from the address bar), or from this tab's earlier load. */
+function takeToken(): string {
+  const url = new URL(window.location.href);
+  const fromUrl = url.searchParams.get('token');
+  if (fromUrl) {
+    sessionStorage.setItem(TOKEN_KEY, fromUrl);
+    url.searchParams.delete('token');
+    history.replaceState(history.state, '', url.pathname + url.search + url.hash);
+    return fromUrl;
+  }
+  return sessionStorage.getItem(TOKEN_KEY) ?? '';
+}
+
+function tilePath(key: string, level: number, col: number, row: number, format: string): string {
+  return `${encodeURIComponent(key)}/${level}/${col}_${row}.${format}`;
+}
+
+export function createApi(): Api {
+  let call: (method: StudioApiMethod, args: unknown[]) => Promise<unknown>;
+  let tileUrl: Api['tileUrl'];
+  let mode: Api['mode'];
+
+  const bridge = window.delst;
+  if (bridge) {
+    mode = 'electron';
+    call = async (method, args) => {
+      const reply = await bridge.call(method, args);
+      if (!reply.ok) throw new Error(reply.error);
+      return reply.value;
+    };
+    tileUrl = (key, level, col, row, format) => `${bridge.tileUrlBase}/${tilePath(key, level, col, row, format)}`;
+  } else {
+    mode = 'browser';
+    const token = takeToken();
+    call = async (method, args) => {
+      const response = await fetch(`/api/${method}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-delst-token': token },
+        body: JSON.stringify(args),
+        credentials: 'same-origin',
+        cache: 'no-store',
+      });
+      const body: unknown = await response.json().catch(() => null);
+      if (!response.ok) {
+        const message = body && typeof body === 'object' && 'error' in body ? String(body.error) : '';
+        throw new Error(message || `${method} failed: HTTP ${response.status}`);
+      }
+      return body;
+    };
+    tileUrl = (key, level, col, row, format) => `/tiles/${tilePath(key, level, col, row, format)}`;
+  }
+
+  return {
+    mode,
+    tileUrl,
+    listSections: () => call('listSections', []) as Promise<SectionSummary[]>,
+    openPath: (path) => call('openPath', [path]) as Promise<OpenPathResult>,
+    getSpots: (sectionId) => call('getSpots', [sectionId]) as Promise<SectionSpots>,
+    getSlide: (sectionId) => call('getSlide', [sectionId]) as Promise<SlideInfo | null>,
+  };
+}

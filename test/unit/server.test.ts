@@ -1,0 +1,333 @@
+// The browser-mode server against a fake StudioApi: the token, the cookie flow, the Host check, confinement of
+// static files and tiles, and how API calls and their errors cross HTTP.
+
+import { mkdtempSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { OpenPathResult, SectionSpots, SectionSummary, SlideInfo, StudioApi } from '../../core/api/api.js';
+import { DataError } from '../../core/readers/errors.js';
+import { startBrowserServer, type BrowserServer, type TileFiles } from '../../server/browser-server.js';
+
+const TOKEN = 'test-token-0123456789abcdefghijklmnop';
+
+const SUMMARY: SectionSummary = {
+  id: 's1',
+  name: 'A1',
+  format: 'legacy-st',
+  source: '/data/A1',
+  spots: 3,
+  genes: 10,
+  image: { width: 100, height: 80 },
+  micronsPerPixel: 1,
+  spotDiameterMicrons: 100,
+  labels: { label: { tumour: 2, stroma: 1 } },
+  warnings: [],
+};
+
+class FakeStudio implements StudioApi {
+  readonly calls: Array<[string, unknown[]]> = [];
+  readonly slides: TileFiles;
+
+  constructor(tilesDir: string) {
+    this.slides = {
+      tileFile: async (key, level, col, row) => {
+        if (key.includes('.') || key.includes('/')) throw new Error('outside the cache');
+        if (key === 'abc' && level === 3 && col === 1 && row === 2) return join(tilesDir, 'abc', '3', '1_2.jpeg');
+        if (key === 'png' && level === 0 && col === 0 && row === 0) return join(tilesDir, 'png', '0', '0_0.png');
+        return null;
+      },
+    };
+  }
+
+  async listSections(): Promise<SectionSummary[]> {
+    this.calls.push(['listSections', []]);
+    return [SUMMARY];
+  }
+
+  async openPath(path: string): Promise<OpenPathResult> {
+    this.calls.push(['openPath', [path]]);
+    if (path === '/bad/counts.tsv') throw new DataError(path, 'line 3: expected 12 columns, found 2');
+    if (path === '/boom') throw new TypeError('something internal broke');
+    return { opened: [SUMMARY], failed: [] };
+  }
+
+  async getSpots(sectionId: string): Promise<SectionSpots> {
+    this.calls.push(['getSpots', [sectionId]]);
+    return { ids: ['a'], x: [1], y: [2], inTissue: [true], diameter: 5, labels: {} };
+  }
+
+  async getSlide(sectionId: string): Promise<SlideInfo | null> {
+    this.calls.push(['getSlide', [sectionId]]);
+    return null;
+  }
+}
+
+interface Reply {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: string;
+}
+
+let dir: string;
+let studio: FakeStudio;
+let server: BrowserServer;
+const reported: Array<[string, unknown]> = [];
+
+/** A raw HTTP request: the path goes on the wire exactly as given (fetch would normalise `..`). */
+function raw(path: string, options: { method?: string; headers?: Record<string, string>; body?: string } = {}) {
+  return new Promise<Reply>((resolve, reject) => {
+    const req = request(
+      {
+        host: '127.0.0.1',
+        port: server.port,
+        path,
+        method: options.method ?? 'GET',
+        headers: { host: `127.0.0.1:${server.port}`, ...options.headers },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () =>
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString() }),
+        );
+      },
+    );
+    req.on('error', reject);
+    req.end(options.body);
+  });
+}
+
+const withToken = (extra: Record<string, string> = {}): Record<string, string> => ({
+  'x-delst-token': TOKEN,
+  ...extra,
+});
+const api = (method: string, args: unknown, headers = withToken({ 'content-type': 'application/json' })) =>
+  raw(`/api/${method}`, { method: 'POST', headers, body: JSON.stringify(args) });
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'delst-server-'));
+  const renderer = join(dir, 'renderer');
+  mkdirSync(join(renderer, 'assets'), { recursive: true });
+  writeFileSync(join(renderer, 'index.html'), '<!doctype html><title>DELST</title>');
+  writeFileSync(join(renderer, 'assets', 'app.js'), 'console.log(1)');
+  writeFileSync(join(renderer, 'assets', 'app.css'), 'body{}');
+  writeFileSync(join(renderer, '.env'), 'SECRET=1');
+  writeFileSync(join(dir, 'secret.txt'), 'outside the renderer');
+  symlinkSync(join(dir, 'secret.txt'), join(renderer, 'assets', 'link.txt'));
+  mkdirSync(join(dir, 'tiles', 'abc', '3'), { recursive: true });
+  writeFileSync(join(dir, 'tiles', 'abc', '3', '1_2.jpeg'), Buffer.from([0xff, 0xd8, 0xff, 0xd9]));
+  mkdirSync(join(dir, 'tiles', 'png', '0'), { recursive: true });
+  writeFileSync(join(dir, 'tiles', 'png', '0', '0_0.png'), Buffer.from([0x89, 0x50, 0x4e, 0x47]));
+  studio = new FakeStudio(join(dir, 'tiles'));
+  server = await startBrowserServer({
+    studio,
+    rendererDir: renderer,
+    token: TOKEN,
+    onError: (context, error) => reported.push([context, error]),
+  });
+});
+
+afterAll(async () => {
+  await server?.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('browser server', () => {
+  it('listens on 127.0.0.1 and hands out a token URL', () => {
+    expect(server.url).toBe(`http://127.0.0.1:${server.port}/?token=${TOKEN}`);
+    expect(server.port).toBeGreaterThan(0);
+  });
+
+  it('makes a fresh random token per run', async () => {
+    const other = await startBrowserServer({ studio, rendererDir: join(dir, 'renderer') });
+    try {
+      expect(other.token).toMatch(/^[A-Za-z0-9_-]{32}$/);
+      expect(other.token).not.toBe(TOKEN);
+      expect(other.url).toContain(`?token=${other.token}`);
+    } finally {
+      await other.close();
+    }
+  });
+
+  it('refuses requests without the token', async () => {
+    for (const path of ['/', '/index.html', '/assets/app.js', '/tiles/abc/3/1_2.jpeg', '/nothing']) {
+      const reply = await raw(path);
+      expect(reply.status, path).toBe(403);
+      expect(reply.body).not.toContain('<title>');
+    }
+    expect((await api('listSections', [], { 'content-type': 'application/json' })).status).toBe(403);
+    expect(studio.calls).toEqual([]);
+  });
+
+  it('refuses a wrong token, in the header, the query or the cookie', async () => {
+    const wrong = TOKEN.slice(0, -1) + 'X';
+    expect((await api('listSections', [], { 'x-delst-token': wrong, 'content-type': 'application/json' })).status).toBe(
+      403,
+    );
+    expect(
+      (await api('listSections', [], { 'x-delst-token': 'short', 'content-type': 'application/json' })).status,
+    ).toBe(403);
+    expect((await raw(`/?token=${wrong}`)).status).toBe(403);
+    expect((await raw('/', { headers: { cookie: `delst_token_${server.port}=${wrong}` } })).status).toBe(403);
+    // A query token opens the page only, not assets or tiles.
+    expect((await raw(`/assets/app.js?token=${TOKEN}`)).status).toBe(403);
+    expect(studio.calls).toEqual([]);
+  });
+
+  it('answers API calls that carry the token header', async () => {
+    const reply = await api('listSections', []);
+    expect(reply.status).toBe(200);
+    expect(reply.headers['content-type']).toMatch(/^application\/json/);
+    expect(JSON.parse(reply.body)).toEqual([SUMMARY]);
+    const spots = await api('getSpots', ['s1']);
+    expect(JSON.parse(spots.body).diameter).toBe(5);
+    expect(studio.calls.at(-1)).toEqual(['getSpots', ['s1']]);
+    // null results come back as JSON null
+    expect(JSON.parse((await api('getSlide', ['s1'])).body)).toBeNull();
+  });
+
+  it('does not accept the cookie alone for the API', async () => {
+    const cookie = `delst_token_${server.port}=${TOKEN}`;
+    const reply = await api('listSections', [], { cookie, 'content-type': 'application/json' });
+    expect(reply.status).toBe(403);
+  });
+
+  it('sets an HttpOnly SameSite=Strict cookie on /?token= that then opens assets and tiles', async () => {
+    const page = await raw(`/?token=${TOKEN}`);
+    expect(page.status).toBe(200);
+    expect(page.body).toContain('<title>DELST</title>');
+    expect(page.headers['content-type']).toBe('text/html; charset=utf-8');
+    const setCookie = String(page.headers['set-cookie']);
+    expect(setCookie).toContain(`delst_token_${server.port}=${TOKEN}`);
+    expect(setCookie).toContain('HttpOnly');
+    expect(setCookie).toContain('SameSite=Strict');
+    expect(setCookie).toContain('Path=/');
+    const cookie = setCookie.split(';')[0];
+
+    const js = await raw('/assets/app.js', { headers: { cookie } });
+    expect(js.status).toBe(200);
+    expect(js.headers['content-type']).toBe('text/javascript; charset=utf-8');
+    const css = await raw('/assets/app.css', { headers: { cookie: `other=1; ${cookie}` } });
+    expect(css.headers['content-type']).toBe('text/css; charset=utf-8');
+    expect((await raw('/', { headers: { cookie } })).status).toBe(200);
+
+    const tile = await raw('/tiles/abc/3/1_2.jpeg', { headers: { cookie } });
+    expect(tile.status).toBe(200);
+    expect(tile.headers['content-type']).toBe('image/jpeg');
+    const png = await raw('/tiles/png/0/0_0.png', { headers: { cookie } });
+    expect(png.headers['content-type']).toBe('image/png');
+  });
+
+  it('sends security headers', async () => {
+    const reply = await raw('/', { headers: { cookie: `delst_token_${server.port}=${TOKEN}` } });
+    const csp = String(reply.headers['content-security-policy']);
+    expect(csp).toContain("default-src 'self'");
+    expect(csp).toContain("img-src 'self' blob: data:");
+    expect(csp).not.toMatch(/https?:|\*|unsafe-eval/);
+    expect(reply.headers['x-content-type-options']).toBe('nosniff');
+    expect(reply.headers['referrer-policy']).toBe('no-referrer');
+    // so do refusals
+    expect((await raw('/')).headers['x-content-type-options']).toBe('nosniff');
+  });
+
+  it('keeps static files inside the renderer folder', async () => {
+    const headers = withToken();
+    const attempts = [
+      '/../secret.txt',
+      '/assets/../../secret.txt',
+      '/%2e%2e/secret.txt',
+      '/assets/%2e%2e/%2e%2e/secret.txt',
+      '/assets/..%2f..%2fsecret.txt',
+      '/..%5c..%5csecret.txt',
+      '/assets/link.txt',
+      '/.env',
+      '/%00index.html',
+      '/assets/',
+      '/assets',
+      `/${encodeURIComponent(join(dir, 'secret.txt'))}`,
+      '/%',
+    ];
+    for (const path of attempts) {
+      const reply = await raw(path, { headers });
+      expect(reply.status, path).toBeGreaterThanOrEqual(400);
+      expect(reply.body, path).not.toContain('outside the renderer');
+      expect(reply.body, path).not.toContain('SECRET');
+    }
+    expect((await raw('/assets/app.js', { headers })).status).toBe(200);
+  });
+
+  it('serves only well-formed tile paths that the cache knows', async () => {
+    const headers = withToken();
+    expect((await raw('/tiles/abc/3/1_2.jpeg', { headers })).status).toBe(200);
+    const attempts = [
+      '/tiles/abc/3/9_9.jpeg', // not in the cache
+      '/tiles/abc/3/1_2.png', // wrong format
+      '/tiles/../secret.txt',
+      '/tiles/..%2f..%2fsecret/3/1_2.jpeg',
+      '/tiles/abc/../../secret.txt',
+      '/tiles/abc/3/1_2.jpeg/../../../secret.txt',
+      '/tiles/a.b/3/1_2.jpeg',
+      '/tiles/abc/-1/1_2.jpeg',
+      '/tiles/abc/3/1_2.jpeg.exe',
+      '/tiles/abc/3/1_2',
+    ];
+    for (const path of attempts) {
+      const reply = await raw(path, { headers });
+      expect(reply.status, path).toBe(404);
+      expect(reply.body).not.toContain('outside the renderer');
+    }
+  });
+
+  it('checks the Host header against DNS rebinding', async () => {
+    for (const host of ['evil.example:' + server.port, `127.0.0.1:${server.port + 1}`, '127.0.0.1', 'localhost']) {
+      const reply = await raw('/', { headers: { ...withToken(), host } });
+      expect(reply.status, host).toBe(403);
+    }
+    const local = await raw('/', { headers: { ...withToken(), host: `localhost:${server.port}` } });
+    expect(local.status).toBe(200);
+  });
+
+  it('rejects methods outside the API', async () => {
+    const before = studio.calls.length;
+    for (const name of ['constructor', 'toString', '__proto__', 'slides', 'hasOwnProperty', 'nope']) {
+      const reply = await api(name, []);
+      expect(reply.status, name).toBe(404);
+      expect(JSON.parse(reply.body).error).toMatch(/unknown API method/);
+    }
+    expect(studio.calls.length).toBe(before);
+  });
+
+  it('rejects malformed API requests', async () => {
+    const headers = withToken({ 'content-type': 'application/json' });
+    expect((await raw('/api/listSections', { method: 'GET', headers })).status).toBe(405);
+    expect((await raw('/api/listSections', { method: 'POST', headers, body: '{not json' })).status).toBe(400);
+    expect((await raw('/api/listSections', { method: 'POST', headers, body: '{"a":1}' })).status).toBe(400);
+    const text = withToken({ 'content-type': 'text/plain' });
+    expect((await raw('/api/listSections', { method: 'POST', headers: text, body: '[]' })).status).toBe(415);
+    expect(
+      (await raw('/api/listSections', { method: 'POST', headers, body: `[${'1,'.repeat(600_000)}1]` })).status,
+    ).toBe(413);
+    expect((await raw('/', { method: 'POST', headers })).status).toBe(405);
+  });
+
+  it('returns DataError messages as they are, without a stack', async () => {
+    const reply = await api('openPath', ['/bad/counts.tsv']);
+    expect(reply.status).toBe(400);
+    expect(JSON.parse(reply.body)).toEqual({ error: '/bad/counts.tsv: line 3: expected 12 columns, found 2' });
+    expect(reply.body).not.toMatch(/\bat\s|\.ts:\d/);
+    expect(reported).toEqual([]);
+  });
+
+  it('returns other errors as a message without a stack', async () => {
+    const reply = await api('openPath', ['/boom']);
+    expect(reply.status).toBe(400);
+    expect(JSON.parse(reply.body)).toEqual({ error: 'something internal broke' });
+    expect(reported.at(-1)?.[0]).toBe('delst api openPath');
+  });
+
+  it('serves 404 for unknown files', async () => {
+    expect((await raw('/missing.js', { headers: withToken() })).status).toBe(404);
+  });
+});
