@@ -1,0 +1,61 @@
+// The `delst` command: everything the app does, headless. Errors print one clear line and exit non-zero.
+
+import { DataError } from '../core/readers/errors.js';
+import { demoPath } from '../core/resources.js';
+import { formatReport, inspectPath } from './inspect.js';
+
+const USAGE = `Usage: delst <command> [options]
+
+Commands:
+  inspect [PATH] [--json]   Read a Space Ranger outs/ folder, an AnnData .h5ad or a legacy ST folder and
+                            print what was found (default PATH: the bundled demo section)
+  help                      Show this help`;
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case 'inspect':
+      return inspect(rest);
+    case undefined:
+    case 'help':
+    case '--help':
+    case '-h':
+      console.log(USAGE);
+      return 0;
+    default:
+      console.error(`delst: unknown command '${command}'\n\n${USAGE}`);
+      return 2;
+  }
+}
+
+async function inspect(args: string[]): Promise<number> {
+  const json = args.includes('--json');
+  const unknown = args.filter((a) => a.startsWith('--') && a !== '--json');
+  if (unknown.length > 0) {
+    console.error(`delst inspect: unknown option ${unknown[0]}`);
+    return 2;
+  }
+  const paths = args.filter((a) => !a.startsWith('--'));
+  if (paths.length > 1) {
+    console.error('delst inspect: give one path');
+    return 2;
+  }
+  const report = await inspectPath(paths[0] ?? demoPath());
+  console.log(json ? JSON.stringify(report, null, 2) : formatReport(report));
+  // A folder where some sections could not be read still prints the others, but does not pass as clean.
+  if ('errors' in report && report.errors.length > 0) {
+    for (const error of report.errors) console.error(`delst: ${error}`);
+    return 1;
+  }
+  return 0;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => (process.exitCode = code),
+  (error: unknown) => {
+    // Data problems are the user's to fix: one line naming the file. Anything else is our bug: keep the stack.
+    if (error instanceof DataError) console.error(`delst: ${error.message}`);
+    else console.error(error);
+    process.exitCode = 1;
+  },
+);

@@ -1,0 +1,21 @@
+// Where the files shipped with the app live, whether run from the repo, from dist/ or from a packaged app.
+
+import { existsSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** The package root: the folder holding package.json and resources/ (dist/core/ is two levels below it). */
+export function packageRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, 'package.json'))) {
+    const parent = dirname(dir);
+    if (parent === dir) throw new Error('package root not found');
+    dir = parent;
+  }
+  return dir;
+}
+
+/** The bundled demo section (HER2ST B4, downsized by scripts/make-demo.ts). */
+export function demoPath(): string {
+  return resolve(packageRoot(), 'resources', 'demo');
+}
