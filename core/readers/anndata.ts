@@ -2,35 +2,19 @@
 // CSC), obs/var dataframes, obsm['spatial'] (full-resolution x, y), and uns['spatial'][library] with embedded images
 // and Space Ranger scale factors. Recognised by content: an HDF5 file whose root says 'anndata' or holds obs/var/X.
 
-import { stat } from 'node:fs/promises';
 import { basename, extname } from 'node:path';
 import h5wasm from 'h5wasm/node';
 import type { Dataset, File as H5File, Group } from 'h5wasm/node';
+import { LATTICES, latticeKind, spaceRangerPixelSize, spotOutsideImage, spotRadiusPixels } from '../section/lattice.js';
 import type { GeneTable, LabelColumn, Section, SectionImage, SpotTable } from '../section/section.js';
 import { SparseCounts } from '../section/sparse-counts.js';
 import { DataError } from './errors.js';
+import { ENSEMBL_ID, FLAT_STDEV, checkUnique } from './files.js';
+import { attribute, datasetAt, groupAt, isHdf5, numbersAt, stringsAt, withHdf5 } from './hdf5.js';
 import type { SectionReader, SectionSource } from './reader.js';
-import {
-  FLAT_STDEV,
-  LATTICES,
-  type LatticeKind,
-  checkUnique,
-  crossCheckPixelSize,
-  datasetAt,
-  isHdf5,
-  latticeKind,
-  latticePixelSize,
-  numbersAt,
-  spotOutsideImage,
-  stringsAt,
-  withHdf5,
-} from './spaceranger.js';
 
 /** Numeric obs columns that are spot fields, not labels. */
 const SPOT_FIELDS = ['in_tissue', 'array_row', 'array_col'] as const;
-/** Visium's `spot_diameter_fullres` is a theoretical 65 um circle (docs §3.9). */
-const VISIUM_NOMINAL_DIAMETER = 65;
-const ENSEMBL_ID = /^ENS[A-Z]*G\d+(?:\.\d+)?$/;
 
 type Column = { kind: 'numbers'; values: Float64Array } | { kind: 'strings'; values: (string | null)[] } | null;
 
@@ -46,8 +30,7 @@ export const annDataReader: SectionReader = { format: 'anndata', detect, read };
 // Detection
 
 async function detect(path: string): Promise<SectionSource[]> {
-  const info = await stat(path).catch(() => null);
-  if (!info?.isFile() || !(await isHdf5(path))) return [];
+  if (!(await isHdf5(path))) return [];
   // A damaged .h5ad is still this format: `read` will say what is wrong with it.
   const looksLikeIt = await withHdf5(path, 'looking for AnnData groups', isAnnData).catch(
     () => extname(path).toLowerCase() === '.h5ad',
@@ -72,10 +55,10 @@ async function read(source: SectionSource): Promise<Section> {
 function readAnnData(f: H5File, file: string, name: string): Section {
   checkVersion(f, file);
   const warnings: string[] = [];
-  const obs = readDataframe(group(f, 'obs'), 'obs');
+  const obs = readDataframe(groupAt(f, 'obs'), 'obs');
   checkUnique(obs.index, 'obs index: spot id');
   const n = obs.index.length;
-  const genes = readGenes(group(f, 'var'));
+  const genes = readGenes(groupAt(f, 'var'));
   const counts = readCounts(f, n, genes.symbols.length, warnings);
   const field = (key: (typeof SPOT_FIELDS)[number]) => {
     const column = obs.columns.get(key);
@@ -92,8 +75,8 @@ function readAnnData(f: H5File, file: string, name: string): Section {
     arrayCol: field('array_col') ?? new Float64Array(n).fill(NaN),
   };
   const library = readLibrary(f, warnings);
-  const kind = latticeKind(spots.arrayRow, spots.arrayCol, x, y);
-  const micronsPerPixel = pixelSize(spots, kind, library?.scalefactors ?? {}, warnings);
+  const kind = latticeKind(spots);
+  const micronsPerPixel = spaceRangerPixelSize(kind, spots, library?.scalefactors ?? {}, warnings);
   const geometry = LATTICES[kind ?? 'hex']; // no array coordinates: assume Visium, by far the common case
   const image = library ? chooseImage(library, spots, file, geometry.spotDiameter, micronsPerPixel, warnings) : null;
   return {
@@ -307,7 +290,7 @@ function readLibrary(f: H5File, warnings: string[]): Library | null {
     return null;
   }
   if (names.length > 1) warnings.push(`uns['spatial'] holds ${names.length} libraries; using the first, ${names[0]}`);
-  const libraryGroup = group(spatial, names[0]);
+  const libraryGroup = groupAt(spatial, names[0]);
   const scalefactors: Record<string, number> = {};
   const sf = libraryGroup.get('scalefactors');
   if (sf instanceof h5wasm.Group) {
@@ -321,22 +304,6 @@ function readLibrary(f: H5File, warnings: string[]): Library | null {
   return { name: names[0], scalefactors, group: libraryGroup };
 }
 
-/** Explicit microns_per_pixel > spot lattice > nominal spot diameter / spot_diameter_fullres. */
-function pixelSize(
-  spots: SpotTable,
-  kind: LatticeKind | null,
-  sf: Record<string, number>,
-  warnings: string[],
-): number | null {
-  if (sf.microns_per_pixel) return sf.microns_per_pixel;
-  const lattice = kind ? latticePixelSize(kind, spots.arrayRow, spots.arrayCol, spots.x, spots.y) : null;
-  // Visium's spot_diameter_fullres is the 65 um theoretical circle; converted legacy ST files give the 100 um spot.
-  const diameter = kind && kind !== 'hex' ? LATTICES[kind].spotDiameter : VISIUM_NOMINAL_DIAMETER;
-  const nominal = sf.spot_diameter_fullres ? diameter / sf.spot_diameter_fullres : null;
-  crossCheckPixelSize(lattice, nominal, 'spot_diameter_fullres', warnings);
-  return lattice ?? nominal;
-}
-
 /** hires, else lowres; a blank image or one the spots do not fit on is passed over with a warning. */
 function chooseImage(
   library: Library,
@@ -347,11 +314,7 @@ function chooseImage(
   warnings: string[],
 ): SectionImage | null {
   const sf = library.scalefactors;
-  const radius = sf.spot_diameter_fullres
-    ? sf.spot_diameter_fullres / 2
-    : micronsPerPixel
-      ? spotDiameterMicrons / micronsPerPixel / 2
-      : 0;
+  const radius = spotRadiusPixels(sf.spot_diameter_fullres, spotDiameterMicrons, micronsPerPixel);
   let outside: string | null = null;
   for (const which of ['hires', 'lowres'] as const) {
     const origin = `${file}#${library.group.path.slice(1)}/images/${which}`;
@@ -367,7 +330,7 @@ function chooseImage(
       warnings.push(`images/${which} is blank (a single flat colour, a placeholder) and is not used`);
       continue;
     }
-    const problem = spotOutsideImage(spots, pixels.width, pixels.height, scale, radius * scale + 1);
+    const problem = spotOutsideImage(spots, { width: pixels.width, height: pixels.height, scale }, radius * scale + 1);
     if (problem) {
       outside ??= `${problem} images/${which} (${pixels.width} x ${pixels.height} px, scale ${scale})`;
       warnings.push(`images/${which} is not used: ${problem} it`);
@@ -431,21 +394,7 @@ function isFlat(data: Uint8Array, channels: number): boolean {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// HDF5 helpers
-
-function group(parent: Group, path: string): Group {
-  const entity = parent.get(path);
-  if (!(entity instanceof h5wasm.Group)) throw new Error(`${path} is ${entity ? 'not a group' : 'missing'}`);
-  return entity;
-}
-
-/** An attribute's value, or undefined when absent. */
-function attribute(entity: Group | Dataset, name: string): unknown {
-  const attrs = entity.attrs;
-  if (!(name in attrs)) return undefined;
-  const value = attrs[name].value;
-  return ArrayBuffer.isView(value) && !(value instanceof DataView) ? Array.from(value as ArrayLike<unknown>) : value;
-}
+// Errors
 
 /** Runs `read`, prefixing any plain error with where in the file it happened. */
 function about<T>(where: string, read: () => T): T {

@@ -4,36 +4,44 @@
 // scale factors and per-spot annotations. Files are recognised by content (gzip magic, table headers, image
 // signatures), not by name, except where names pair several sections of one folder (MOB1 counts <-> MOB1 spots).
 
-import { open, readdir, readFile, stat } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { promisify } from 'node:util';
 import zlib from 'node:zlib';
-import sharp from 'sharp';
+import { LATTICES, type LatticeKind, latticeKind, median, spotsOutsideImage } from '../section/lattice.js';
 import type { GeneTable, LabelColumn, Section, SectionImage, SpotTable } from '../section/section.js';
 import { SparseCounts } from '../section/sparse-counts.js';
 import { DataError, readingFile } from './errors.js';
+import {
+  ENSEMBL_ID,
+  type PositionColumns,
+  type Scalefactors,
+  checkUnique,
+  imageFormat,
+  inspectImage,
+  isGzip,
+  joinSpots,
+  readBytes,
+  readDecompressed,
+  readScalefactors,
+  readText,
+  subfolders,
+} from './files.js';
 import type { SectionReader, SectionSource } from './reader.js';
-
-const gunzip = promisify(zlib.gunzip);
 
 /** `10x13` (array column x, row y); older pipelines write adjusted floats such as `10.02x13.05`. */
 const SPOT_ID = /^\d+(?:\.\d+)?x\d+(?:\.\d+)?$/;
-const ENSEMBL_ID = /^ENS[A-Z]*G\d+(?:\.\d+)?$/;
 const TABLE_NAME = /\.(?:tsv|txt|tab)(?:\.gz)?$|\.gz$/i;
+const IMAGE_NAME = /\.(png|jpe?g|tiff?)$/i;
 const SCALEFACTORS_NAME = /scalefactors.*\.json$/i;
 /** Most of a file detection reads to find two lines (a 30k-gene header is ~150 kB gzipped). */
 const HEAD_LIMIT = 4 * 1024 * 1024;
 
-/** Legacy ST geometry (see docs §3.4, §3.9): 1k = 100 um spots on a 200 um square grid, one array unit per pitch. */
-const ARRAY_1K = { unitMicrons: 200, spotDiameter: 100, spacing: 200 } as const;
 /**
- * The 2k array is a checkerboard: only x+y of one parity is printed, so lattice neighbours are diagonal, (1,1)
- * apart. STUtility treats it so (GetSpatNet: 4 neighbours within 1.5 array units for '2k'); its array unit is
- * 100 um, so neighbours sit 141 um apart, and the spots are 100 um across (MOB: radius ~11.4 px at ~4.38 um/px).
+ * The arrays legacy ST data come from (docs §3.4, §3.9), 1k first as the guess when the spots cannot tell. The 2k
+ * array is a checkerboard: STUtility treats it so (GetSpatNet: 4 neighbours within 1.5 array units for '2k'), and
+ * its spots are 100 um across (MOB: radius ~11.4 px at ~4.38 um/px).
  */
-const ARRAY_2K = { unitMicrons: 100, spotDiameter: 100, spacing: 100 * Math.SQRT2 } as const;
-
-type ArrayKind = '1k' | '2k';
+const ST_ARRAYS: readonly LatticeKind[] = ['st1k', 'st2k'];
 
 // ---------------------------------------------------------------------------------------------------------------
 // Detection
@@ -78,7 +86,7 @@ async function detectFolder(dir: string): Promise<SectionSource[]> {
   const counts = top.filter((f) => f.role === 'counts');
   if (counts.length === 1) return [singleSection(dir, top, counts[0].path)];
   // STUtility layout: several sections in one folder, possibly split into counts/, spots/, images/ subfolders.
-  const nested = await Promise.all((await subfolders(dir)).map(scanFolder));
+  const nested = await Promise.all((await subfolders(dir)).map((name) => scanFolder(join(dir, name))));
   return multiSection(dir, [...top, ...nested.flat()]);
 }
 
@@ -147,11 +155,6 @@ function carriesName(path: string, name: string): boolean {
   return new RegExp(`(?:^|[^A-Za-z0-9])${escaped}(?:[^A-Za-z0-9]|$)`).test(basename(path));
 }
 
-async function subfolders(dir: string): Promise<string[]> {
-  const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
-  return entries.filter((e) => e.isDirectory()).map((e) => join(dir, e.name));
-}
-
 async function scanFolder(dir: string): Promise<Found[]> {
   const entries = await readdir(dir, { withFileTypes: true }).catch(() => []);
   const files = entries.filter((e) => e.isFile()).map((e) => join(dir, e.name));
@@ -162,14 +165,15 @@ async function scanFolder(dir: string): Promise<Found[]> {
 async function classifyFile(path: string): Promise<FileRole | null> {
   if (SCALEFACTORS_NAME.test(basename(path))) return { role: 'scalefactors' };
   const head = await readBytes(path, 0, 16);
-  if (imageFormat(head)) return { role: 'image' };
+  // Named like an image but not one: claim it anyway, so reading says what is wrong instead of dropping the H&E.
+  if (imageFormat(head) || IMAGE_NAME.test(basename(path))) return { role: 'image' };
   if (!TABLE_NAME.test(basename(path))) return null;
   const lines = await readHeadLines(path, 2);
   return lines ? classifyTable(lines) : null;
 }
 
 /** Columns of derived per-spot tables (STUtility's merged/ tables): such tables are neither counts nor labels. */
-const POSITION_COLUMNS = new Set([
+const DERIVED_TABLE_COLUMNS = new Set([
   'array_x', 'array_y', 'array_row', 'array_col', 'pixel_x', 'pixel_y', 'pixel_x_image', 'pixel_y_image',
   'x', 'y', 'selected', 'in_tissue', 'total_counts',
 ]); // prettier-ignore
@@ -180,7 +184,7 @@ function classifyTable(lines: string[]): FileRole | null {
   const lower = header.map((h) => h.trim().toLowerCase());
   if (['x', 'y', 'pixel_x', 'pixel_y'].every((c) => lower.includes(c))) return { role: 'spots' };
   if (lower.includes('gene_id') && lower.includes('gene_name')) return { role: 'genes' };
-  if (lower.some((h) => POSITION_COLUMNS.has(h))) return null;
+  if (lower.some((h) => DERIVED_TABLE_COLUMNS.has(h))) return null;
   const row = lines[1] === undefined ? [] : splitLine(lines[1]);
   const rowName = row[0] ?? '';
   if (lower[0] === 'spot_id') return SPOT_ID.test(rowName) ? { role: 'labels' } : null;
@@ -216,17 +220,16 @@ async function read(source: SectionSource): Promise<Section> {
   const [spotTable, matrix, scalefactors, geneMap] = await Promise.all([
     readSpotTable(files.spots),
     readCountsTable(files.counts),
-    files.scalefactors ? readScalefactors(files.scalefactors) : Promise.resolve({} as Scalefactors),
+    files.scalefactors ? readScalefactors(files.scalefactors) : Promise.resolve<Scalefactors>({}),
     files.genes ? readGeneMap(files.genes) : Promise.resolve(null),
   ]);
   const warnings: string[] = [];
-  const joined = joinSpots(matrix, spotTable, warnings);
-  const geometry = lattice(spotTable);
-  const micronsPerPixel = pixelSize(scalefactors, geometry, files, warnings);
-  const kindGeometry = geometry.kind === '2k' ? ARRAY_2K : ARRAY_1K;
-  const spotDiameterMicrons = positive(scalefactors.spot_diameter_um) ?? kindGeometry.spotDiameter;
-  const spotSpacingMicrons = positive(scalefactors.spot_spacing_um) ?? kindGeometry.spacing;
-  const image = files.image ? await readImage(files.image, positive(scalefactors.tissue_hires_scalef) ?? 1) : null;
+  const joined = joinPositions(matrix, spotTable, warnings);
+  const kind = latticeKind(spotTable, ST_ARRAYS) ?? ST_ARRAYS[0];
+  const micronsPerPixel = pixelSize(scalefactors, kind, spotTable, files, warnings);
+  const spotDiameterMicrons = scalefactors.spot_diameter_um ?? LATTICES[kind].spotDiameter;
+  const spotSpacingMicrons = scalefactors.spot_spacing_um ?? LATTICES[kind].spacing;
+  const image = files.image ? await readImage(files.image, scalefactors.tissue_hires_scalef ?? 1) : null;
   if (image) checkSpotsInImage(joined.spots, image, spotDiameterMicrons / micronsPerPixel / 2, files, warnings);
   const labels = files.labels ? await readLabels(files.labels, joined.spots.ids) : new Map<string, LabelColumn>();
   return {
@@ -261,15 +264,11 @@ async function locate(source: SectionSource): Promise<SectionFiles> {
 
 // --- Spot Detector table
 
-interface SpotRows {
+/** The table as spot columns: x, y = pixel_x, pixel_y; inTissue = selected; array row, col = round(y), round(x). */
+interface SpotRows extends PositionColumns {
   readonly file: string;
   /** `round(x)xround(y)` -> row */
   readonly byKey: Map<string, number>;
-  readonly x: Float64Array;
-  readonly y: Float64Array;
-  readonly pixelX: Float64Array;
-  readonly pixelY: Float64Array;
-  readonly selected: Uint8Array;
 }
 
 async function readSpotTable(file: string): Promise<SpotRows> {
@@ -280,29 +279,26 @@ async function readSpotTable(file: string): Promise<SpotRows> {
   if (Object.values(cols).some((c) => c < 0))
     throw new DataError(file, 'not a Spot Detector table: needs columns x, y, pixel_x, pixel_y');
   const n = table.rows.length;
-  const rows = {
+  const rows: SpotRows = {
     file,
     byKey: new Map<string, number>(),
     x: new Float64Array(n),
     y: new Float64Array(n),
-    pixelX: new Float64Array(n),
-    pixelY: new Float64Array(n),
-    selected: new Uint8Array(n).fill(1),
+    inTissue: new Uint8Array(n).fill(1),
+    arrayRow: new Float64Array(n),
+    arrayCol: new Float64Array(n),
   };
   table.rows.forEach((row, i) => {
     const line = table.lines[i];
-    rows.x[i] = numberAt(row, cols.x, file, line, 'x');
-    rows.y[i] = numberAt(row, cols.y, file, line, 'y');
-    rows.pixelX[i] = numberAt(row, cols.px, file, line, 'pixel_x');
-    rows.pixelY[i] = numberAt(row, cols.py, file, line, 'pixel_y');
-    if (selectedCol >= 0) rows.selected[i] = isSelected(row[selectedCol]) ? 1 : 0;
-    const key = `${Math.round(rows.x[i])}x${Math.round(rows.y[i])}`;
-    const previous = rows.byKey.get(key);
-    if (previous !== undefined) {
-      throw new DataError(file, `spot ${key} appears twice (lines ${table.lines[previous]} and ${line})`);
-    }
-    rows.byKey.set(key, i);
+    rows.arrayCol[i] = Math.round(numberAt(row, cols.x, file, line, 'x'));
+    rows.arrayRow[i] = Math.round(numberAt(row, cols.y, file, line, 'y'));
+    rows.x[i] = numberAt(row, cols.px, file, line, 'pixel_x');
+    rows.y[i] = numberAt(row, cols.py, file, line, 'pixel_y');
+    if (selectedCol >= 0) rows.inTissue[i] = isSelected(row[selectedCol]) ? 1 : 0;
   });
+  const keys = Array.from(rows.arrayCol, (x, i) => `${x}x${rows.arrayRow[i]}`);
+  checkUnique(keys, 'spot', (a, b) => `lines ${table.lines[a]} and ${table.lines[b]}`, file);
+  keys.forEach((key, i) => rows.byKey.set(key, i));
   return rows;
 }
 
@@ -343,23 +339,13 @@ async function readCountsTable(file: string): Promise<CountsMatrix> {
   const spotPlace = role.spotsAsRows
     ? parsed.rowLines.map((l) => `line ${l}`)
     : colNames.map((_, j) => `column ${j + 2}`);
-  checkUnique(spotIds, spotPlace, file);
+  checkUnique(spotIds, 'spot id', (a, b) => `${spotPlace[a]} and ${spotPlace[b]}`, file);
   const counts = await readingFile(file, 'invalid counts', () =>
     role.spotsAsRows
       ? SparseCounts.fromCsr(rowNames.length, colNames.length, parsed.indptr, parsed.index, parsed.data)
       : SparseCounts.fromCsc(colNames.length, rowNames.length, parsed.indptr, parsed.index, parsed.data),
   );
   return { file, spotIds, genes, counts, spotPlace };
-}
-
-function checkUnique(ids: string[], places: string[], file: string): void {
-  const seen = new Map<string, number>();
-  ids.forEach((id, i) => {
-    const first = seen.get(id);
-    if (first !== undefined)
-      throw new DataError(file, `spot id ${id} appears twice (${places[first]} and ${places[i]})`);
-    seen.set(id, i);
-  });
 }
 
 interface ParsedTsv {
@@ -525,45 +511,28 @@ class SparseBuilder {
 
 // --- Joining counts to positions
 
-function joinSpots(
+function joinPositions(
   matrix: CountsMatrix,
   rows: SpotRows,
   warnings: string[],
 ): { spots: SpotTable; counts: SparseCounts } {
-  const keep: number[] = [];
-  const rowOf: number[] = [];
-  matrix.spotIds.forEach((id, i) => {
-    const row = rows.byKey.get(spotKey(id));
-    if (row === undefined) return;
-    keep.push(i);
-    rowOf.push(row);
-  });
+  const joined = joinSpots(matrix.spotIds, matrix.counts, rows, (id) => rows.byKey.get(spotKey(id)));
   const countsName = basename(matrix.file);
   const spotsName = basename(rows.file);
-  if (keep.length === 0) {
+  if (joined.spots.ids.length === 0) {
     throw new DataError(
       matrix.file,
       `no spot ids in common with ${spotsName} (counts ids such as ${matrix.spotIds[0]}; ` +
         `table positions such as ${rows.byKey.keys().next().value ?? 'none'})`,
     );
   }
-  const dropped = matrix.spotIds.length - keep.length;
+  const dropped = matrix.spotIds.length - joined.spots.ids.length;
   if (dropped > 0) {
     warnings.push(
       `${dropped} of ${matrix.spotIds.length} spots in ${countsName} have no position in ${spotsName} and were dropped`,
     );
   }
-  const counts = dropped > 0 ? matrix.counts.select(keep) : matrix.counts;
-  const pickRows = (values: Float64Array) => Float64Array.from(rowOf, (r) => values[r]);
-  const spots: SpotTable = {
-    ids: keep.map((i) => matrix.spotIds[i]),
-    x: pickRows(rows.pixelX),
-    y: pickRows(rows.pixelY),
-    inTissue: Uint8Array.from(rowOf, (r) => rows.selected[r]),
-    arrayRow: Float64Array.from(rowOf, (r) => Math.round(rows.y[r])),
-    arrayCol: Float64Array.from(rowOf, (r) => Math.round(rows.x[r])),
-  };
-  return { spots, counts };
+  return joined;
 }
 
 /** Counts ids may carry adjusted float coordinates; the Spot Detector table is joined on the rounded array position. */
@@ -574,24 +543,14 @@ function spotKey(id: string): string {
 
 // --- Lattice and pixel size
 
-interface Lattice {
-  readonly kind: ArrayKind;
-  /** Full-resolution pixels per array unit, or null with too few neighbours to tell. */
-  readonly pixelsPerUnit: number | null;
-}
-
 /**
- * Which array, and its pixel pitch, from the Spot Detector fit. On the 2k checkerboard every printed spot has the
- * same x+y parity and neighbours are diagonal; on the 1k square grid they are one unit apart along x or y.
- * The median over all neighbour pairs shrugs off the odd badly fitted spot.
+ * Full-resolution pixels per array unit, from immediate lattice neighbours (1k: one unit along x or y; 2k: one
+ * diagonal step), median over all pairs to shrug off the odd badly fitted spot; null with no neighbours. Not
+ * latticePixelSize, which also pairs spots across gaps: its MOB pixel sizes differ by up to 0.3%.
  */
-function lattice(rows: SpotRows): Lattice {
-  const n = rows.x.length;
-  const parity = new Set<number>();
-  for (let i = 0; i < n; i++) parity.add(Math.abs(Math.round(rows.x[i]) + Math.round(rows.y[i])) % 2);
-  const kind: ArrayKind = n > 1 && parity.size === 1 ? '2k' : '1k';
+function pixelsPerUnit(rows: SpotRows, kind: LatticeKind): number | null {
   const steps =
-    kind === '2k'
+    kind === 'st2k'
       ? [
           [1, 1],
           [1, -1],
@@ -601,33 +560,33 @@ function lattice(rows: SpotRows): Lattice {
           [0, 1],
         ];
   const ratios: number[] = [];
-  for (let i = 0; i < n; i++) {
-    const ax = Math.round(rows.x[i]);
-    const ay = Math.round(rows.y[i]);
+  for (let i = 0; i < rows.x.length; i++) {
     for (const [dx, dy] of steps) {
-      const j = rows.byKey.get(`${ax + dx}x${ay + dy}`);
+      const j = rows.byKey.get(`${rows.arrayCol[i] + dx}x${rows.arrayRow[i] + dy}`);
       if (j === undefined) continue;
-      const pixels = Math.hypot(rows.pixelX[j] - rows.pixelX[i], rows.pixelY[j] - rows.pixelY[i]);
+      const pixels = Math.hypot(rows.x[j] - rows.x[i], rows.y[j] - rows.y[i]);
       ratios.push(pixels / Math.hypot(dx, dy));
     }
   }
-  return { kind, pixelsPerUnit: ratios.length ? median(ratios) : null };
+  return ratios.length ? median(ratios) : null;
 }
 
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  return sorted.length % 2 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
-}
-
-function pixelSize(sf: Scalefactors, geometry: Lattice, files: SectionFiles, warnings: string[]): number {
-  const unitMicrons = geometry.kind === '2k' ? ARRAY_2K.unitMicrons : ARRAY_1K.unitMicrons;
-  const fromLattice = geometry.pixelsPerUnit ? unitMicrons / geometry.pixelsPerUnit : null;
-  const given = positive(sf.microns_per_pixel_fullres);
+/** microns_per_pixel_fullres when given (warning when the lattice disagrees), else measured on the lattice. */
+function pixelSize(
+  sf: Scalefactors,
+  kind: LatticeKind,
+  rows: SpotRows,
+  files: SectionFiles,
+  warnings: string[],
+): number {
+  // One array unit spans LATTICES[kind].row microns (row and column steps are equal on both ST arrays).
+  const perUnit = pixelsPerUnit(rows, kind);
+  const fromLattice = perUnit ? LATTICES[kind].row / perUnit : null;
+  const given = sf.microns_per_pixel_fullres;
   if (given) {
     if (fromLattice && Math.abs(fromLattice / given - 1) > 0.1) {
       warnings.push(
-        `microns_per_pixel_fullres ${given} disagrees with the ${geometry.kind} array lattice ` +
+        `microns_per_pixel_fullres ${given} disagrees with the ${kind === 'st2k' ? '2k' : '1k'} array lattice ` +
           `(${fromLattice.toFixed(3)} um/px from ${basename(files.spots ?? '')}); using ${given}`,
       );
     }
@@ -640,27 +599,7 @@ function pixelSize(sf: Scalefactors, geometry: Lattice, files: SectionFiles, war
   );
 }
 
-function positive(value: unknown): number | undefined {
-  return typeof value === 'number' && Number.isFinite(value) && value > 0 ? value : undefined;
-}
-
 // --- Scale factors, genes, labels
-
-interface Scalefactors {
-  readonly microns_per_pixel_fullres?: unknown;
-  readonly tissue_hires_scalef?: unknown;
-  readonly spot_diameter_um?: unknown;
-  readonly spot_spacing_um?: unknown;
-}
-
-async function readScalefactors(file: string): Promise<Scalefactors> {
-  const text = await readingFile(file, 'cannot read', () => readFile(file, 'utf8'));
-  const parsed: unknown = await readingFile(file, 'not valid JSON', () => JSON.parse(text));
-  if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) {
-    throw new DataError(file, 'expected a JSON object of scale factors');
-  }
-  return parsed as Scalefactors;
-}
 
 /** Ensembl id -> symbol, both with and without the version suffix (ENSMUSG00000064339.1). */
 async function readGeneMap(file: string): Promise<Map<string, string>> {
@@ -702,6 +641,7 @@ async function readLabels(file: string, spotIds: readonly string[]): Promise<Map
   const byId = new Map<string, number>();
   table.rows.forEach((row, i) => {
     const id = row[0].trim();
+    // Not checkUnique: an id that equals an earlier row's rounded alias is a duplicate too.
     const previous = byId.get(id);
     if (previous !== undefined) {
       throw new DataError(file, `spot ${id} appears twice (lines ${table.lines[previous]} and ${table.lines[i]})`);
@@ -712,10 +652,9 @@ async function readLabels(file: string, spotIds: readonly string[]): Promise<Map
   const rowOf = spotIds.map((id) => byId.get(id) ?? byId.get(spotKey(id)));
   const labels = new Map<string, LabelColumn>();
   table.header.slice(1).forEach((name, k) => {
-    labels.set(
-      name.trim(),
-      rowOf.map((r) => (r === undefined ? null : labelValue(table.rows[r][k + 1]))),
-    );
+    const column = rowOf.map((r) => (r === undefined ? null : labelValue(table.rows[r][k + 1])));
+    // A column with no value on this section's spots (B4's pathologist column) is no label column for it.
+    if (column.some((value) => value !== null)) labels.set(name.trim(), column);
   });
   return labels;
 }
@@ -730,36 +669,8 @@ function labelValue(value: string): string | null {
 type ImageFile = Extract<SectionImage, { kind: 'file' }>;
 
 async function readImage(file: string, scale: number): Promise<ImageFile> {
-  const head = await readingFile(file, 'cannot read', () => readBytes(file, 0, 16));
-  const format = imageFormat(head);
-  if (!format) throw new DataError(file, 'not a PNG, JPEG or TIFF image');
-  await checkImageEnd(file, format);
-  const meta = await readingFile(file, 'not a readable image', () => sharp(file).metadata());
-  if (!meta.width || !meta.height) throw new DataError(file, 'the image has no size');
-  return { kind: 'file', path: file, width: meta.width, height: meta.height, scale };
-}
-
-function imageFormat(head: Buffer): 'png' | 'jpeg' | 'tiff' | null {
-  if (head.length >= 8 && head.readUInt32BE(0) === 0x89504e47 && head.readUInt32BE(4) === 0x0d0a1a0a) return 'png';
-  if (head.length >= 3 && head[0] === 0xff && head[1] === 0xd8 && head[2] === 0xff) return 'jpeg';
-  if (head.length >= 4 && (head.readUInt32BE(0) === 0x49492a00 || head.readUInt32BE(0) === 0x4d4d002a)) return 'tiff';
-  return null;
-}
-
-/**
- * A truncated PNG or JPEG still has a valid header, so sharp's metadata accepts it and the damage would only show
- * as grey or missing tiles later. Their ends are cheap to check: a PNG ends with its IEND chunk, a JPEG with the
- * EOI marker (FF D9, which cannot occur inside entropy-coded data). Trailing padding is tolerated.
- */
-async function checkImageEnd(file: string, format: 'png' | 'jpeg' | 'tiff'): Promise<void> {
-  if (format === 'tiff') return;
-  const size = (await stat(file)).size;
-  const tail = await readBytes(file, Math.max(0, size - 256), 256);
-  const ok = format === 'png' ? tail.includes('IEND', 0, 'latin1') : tail.includes(Buffer.from([0xff, 0xd9]));
-  if (!ok) {
-    const marker = format === 'png' ? 'IEND chunk' : 'end-of-image marker';
-    throw new DataError(file, `the ${format.toUpperCase()} image is truncated or corrupt (no ${marker} at the end)`);
-  }
+  const { width, height } = await inspectImage(file);
+  return { kind: 'file', path: file, width, height, scale };
 }
 
 /** In-tissue spots must lie on the image (a spot radius of slack); off-tissue ones only earn a warning. */
@@ -770,19 +681,9 @@ function checkSpotsInImage(
   files: SectionFiles,
   warnings: string[],
 ): void {
-  const margin = radiusFullres * image.scale;
-  const outside = (i: number) => {
-    const x = spots.x[i] * image.scale;
-    const y = spots.y[i] * image.scale;
-    return x < -margin || y < -margin || x > image.width + margin || y > image.height + margin;
-  };
-  const inTissue: number[] = [];
-  let offTissue = 0;
-  for (let i = 0; i < spots.ids.length; i++) {
-    if (!outside(i)) continue;
-    if (spots.inTissue[i]) inTissue.push(i);
-    else offTissue++;
-  }
+  const outside = spotsOutsideImage(spots, image, radiusFullres * image.scale);
+  const inTissue = outside.filter((i) => spots.inTissue[i]);
+  const offTissue = outside.length - inTissue.length;
   const imageName = basename(image.path);
   if (inTissue.length > 0) {
     const i = inTissue[0];
@@ -797,33 +698,7 @@ function checkSpotsInImage(
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// File helpers
-
-async function readBytes(file: string, position: number, length: number): Promise<Buffer> {
-  const handle = await open(file, 'r');
-  try {
-    const buf = Buffer.alloc(length);
-    const { bytesRead } = await handle.read(buf, 0, length, position);
-    return buf.subarray(0, bytesRead);
-  } finally {
-    await handle.close();
-  }
-}
-
-function isGzip(buf: Buffer): boolean {
-  return buf.length >= 2 && buf[0] === 0x1f && buf[1] === 0x8b;
-}
-
-/** The whole file, gunzipped when it starts with the gzip magic (whatever its name says), without a UTF-8 BOM. */
-async function readDecompressed(file: string): Promise<Buffer> {
-  const raw = await readingFile(file, 'cannot read', () => readFile(file));
-  const buf = isGzip(raw) ? await readingFile(file, 'corrupt or truncated gzip data', () => gunzip(raw)) : raw;
-  return buf[0] === 0xef && buf[1] === 0xbb && buf[2] === 0xbf ? buf.subarray(3) : buf;
-}
-
-async function readText(file: string): Promise<string> {
-  return (await readDecompressed(file)).toString('utf8');
-}
+// Text tables
 
 /**
  * The first `count` lines, reading (and gunzipping) only as much of the file as needed: detection looks at many

@@ -163,6 +163,8 @@ describe('legacy ST reader: HER2ST (1k array)', () => {
     expect(b4.image).toMatchObject({ kind: 'file', width: 9272, height: 9923, scale: 1 });
     expect(b4.micronsPerPixel).toBe(0.68776);
     expect(allSpotsInsideImage(b4)).toBe(true);
+    // B4's annotations.tsv has an empty pathologist column: no label column for this section.
+    expect([...b4.labels.keys()]).toEqual(['expression_cluster']);
   });
 
   it('reads all 30 sections; spot totals match an independent count', async () => {
@@ -477,6 +479,13 @@ describe('legacy ST reader: broken inputs fail with the file and the problem', (
     const error = await failure(folder);
     expect(error.file).toBe(join(folder, 'image.png'));
     expect(error.message).toMatch(/PNG image is truncated or corrupt/);
+  });
+
+  it('a file named like the image that is no image', async () => {
+    const folder = await brokenA1({ 'image.png': 'not an image\n' });
+    const error = await failure(folder);
+    expect(error.file).toBe(join(folder, 'image.png'));
+    expect(error.message).toMatch(/not a PNG, JPEG or TIFF image/);
   });
 
   it('a ragged row', async () => {
