@@ -6,7 +6,15 @@ import { basename, extname } from 'node:path';
 import h5wasm from 'h5wasm/node';
 import type { Dataset, File as H5File, Group } from 'h5wasm/node';
 import { LATTICES, latticeKind, spaceRangerPixelSize, spotOutsideImage, spotRadiusPixels } from '../section/lattice.js';
-import type { GeneTable, LabelColumn, Section, SectionImage, SpotTable } from '../section/section.js';
+import {
+  hasLabels,
+  labelValue,
+  type GeneTable,
+  type LabelColumn,
+  type Section,
+  type SectionImage,
+  type SpotTable,
+} from '../section/section.js';
 import { SparseCounts } from '../section/sparse-counts.js';
 import { DataError } from './errors.js';
 import { ENSEMBL_ID, FLAT_STDEV, checkUnique } from './files.js';
@@ -190,9 +198,10 @@ function labelColumns(columns: Map<string, Column>, n: number): Map<string, Labe
   const labels = new Map<string, LabelColumn>();
   for (const [name, column] of columns) {
     if (column?.kind !== 'strings' || (SPOT_FIELDS as readonly string[]).includes(name)) continue;
-    const distinct = new Set(column.values.filter((v) => v !== null)).size;
-    if (n > 1 && distinct === n) continue;
-    labels.set(name, column.values);
+    const values = column.values.map(labelValue);
+    const distinct = new Set(values.filter((v) => v !== null)).size;
+    if ((n > 1 && distinct === n) || !hasLabels(values)) continue;
+    labels.set(name, values);
   }
   return labels;
 }

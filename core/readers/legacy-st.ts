@@ -8,7 +8,15 @@ import { readdir, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import zlib from 'node:zlib';
 import { LATTICES, type LatticeKind, latticeKind, median, spotsOutsideImage } from '../section/lattice.js';
-import type { GeneTable, LabelColumn, Section, SectionImage, SpotTable } from '../section/section.js';
+import {
+  hasLabels,
+  labelValue,
+  type GeneTable,
+  type LabelColumn,
+  type Section,
+  type SectionImage,
+  type SpotTable,
+} from '../section/section.js';
 import { SparseCounts } from '../section/sparse-counts.js';
 import { DataError, readingFile } from './errors.js';
 import {
@@ -654,14 +662,9 @@ async function readLabels(file: string, spotIds: readonly string[]): Promise<Map
   table.header.slice(1).forEach((name, k) => {
     const column = rowOf.map((r) => (r === undefined ? null : labelValue(table.rows[r][k + 1])));
     // A column with no value on this section's spots (B4's pathologist column) is no label column for it.
-    if (column.some((value) => value !== null)) labels.set(name.trim(), column);
+    if (hasLabels(column)) labels.set(name.trim(), column);
   });
   return labels;
-}
-
-function labelValue(value: string): string | null {
-  const v = value.trim();
-  return v === '' || v === 'NA' || v === 'nan' ? null : v;
 }
 
 // --- Image

@@ -55,6 +55,20 @@ export type SectionImage =
 /** A per-spot categorical column: pathologist regions, clusters, annotations. null = missing. */
 export type LabelColumn = readonly (string | null)[];
 
+/** The spellings R, pandas and spreadsheets use for a missing label. */
+const MISSING_LABELS = new Set(['', 'NA', 'nan', 'NaN', 'None']);
+
+/** A label as read from a file: trimmed, or null where the file means "missing". */
+export function labelValue(raw: string | null): string | null {
+  const value = raw?.trim() ?? '';
+  return MISSING_LABELS.has(value) ? null : value;
+}
+
+/** Whether a column has any label at all (a column empty on a section is no label column for it). */
+export function hasLabels(column: LabelColumn): boolean {
+  return column.some((value) => value !== null);
+}
+
 export interface Section {
   /** Short name shown to users (folder or library name). */
   readonly name: string;

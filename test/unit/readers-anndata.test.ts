@@ -158,6 +158,11 @@ describe('annDataReader on HER2ST h5ad (legacy ST in the Visium layout)', () => 
     expect(Math.abs(section.micronsPerPixel! / microns_per_pixel_fullres - 1)).toBeLessThan(0.005);
     expect(section.image).toMatchObject({ kind: 'pixels', width: 1869, height: 2000, channels: 3 });
     expect([section.spotDiameterMicrons, section.spotSpacingMicrons]).toEqual([100, 200]);
+    // B4's obs stores missing labels as the category "NA": missing, and an all-missing column is dropped.
+    expect(section.labels.has('pathologist_label')).toBe(false);
+    const annotation = section.labels.get('cluster_annotation')!;
+    expect(annotation.filter((v) => v === null)).toHaveLength(61);
+    expect(annotation).not.toContain('NA');
   });
 });
 
