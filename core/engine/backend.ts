@@ -1,0 +1,197 @@
+// Choosing and starting the TensorFlow.js backend: libtensorflow through tfjs-node(-gpu) where it loads, the wasm
+// backend (with our gradient kernels) everywhere else.
+
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import { createRequire } from 'node:module';
+import os from 'node:os';
+import path from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { getThreadsCount, setThreadsCount, setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
+import { registerMissingGradients } from './kernels/gradients.js';
+import { registerWasmKernels } from './kernels/register.js';
+
+export type BackendChoice = 'auto' | 'tensorflow' | 'wasm';
+
+export interface BackendInfo {
+  name: 'tensorflow' | 'wasm';
+  /** Human-readable description of where the work runs, e.g. 'CPU via wasm SIMD, 1 thread'. */
+  device: string;
+  /** CPU threads the backend computes with (wasm: XNNPACK's pool; libtensorflow: all cores). */
+  threads: number;
+}
+
+const require = createRequire(import.meta.url);
+
+let current: BackendInfo | null = null;
+let pending: Promise<BackendInfo> | null = null;
+
+/** Folder of the wasm package's .wasm binaries, with a trailing separator (setWasmPaths wants a prefix). */
+export function wasmDistFolder(): string {
+  return path.dirname(require.resolve('@tensorflow/tfjs-backend-wasm')) + path.sep;
+}
+
+async function tryTensorflow(): Promise<BackendInfo | null> {
+  for (const pkg of ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node']) {
+    try {
+      // The packages register the 'tensorflow' backend on import; the binding fails to load without libtensorflow.
+      await import(pkg);
+    } catch {
+      continue;
+    }
+    if (!(await tf.setBackend('tensorflow'))) continue;
+    await tf.ready();
+    // tfjs-node-gpu falls back to the CPU where CUDA is missing; its backend says which it got.
+    if ((tf.backend() as unknown as { isUsingGpuDevice?: boolean }).isUsingGpuDevice) {
+      return { name: 'tensorflow', device: 'CUDA GPU via libtensorflow', threads: os.availableParallelism() };
+    }
+    return { name: 'tensorflow', device: 'CPU via libtensorflow', threads: os.availableParallelism() };
+  }
+  return null;
+}
+
+/**
+ * Writes the pthread worker script of the threaded wasm build to a cache file and returns its path.
+ *
+ * tfjs hands Emscripten a `blob:` URL for the worker (Node's worker_threads cannot start one) and a Blob of the
+ * factory source as the script each worker imports (the worker's importScripts reads files only). Our copy of the
+ * worker script is the package's own, with its 'load' handler pointed at the package's threaded factory file.
+ */
+function threadedWorkerScript(): string {
+  const contents = (
+    require('@tensorflow/tfjs-backend-wasm/wasm-out/tfjs-backend-wasm-threaded-simd.worker.js') as {
+      wasmWorkerContents: string;
+    }
+  ).wasmWorkerContents;
+  const factory = require.resolve('@tensorflow/tfjs-backend-wasm/wasm-out/tfjs-backend-wasm-threaded-simd.js');
+  // The template literal turned the source's `\n` escapes into newlines inside string literals: escape them back.
+  const script =
+    contents.replace(/\n/g, '\\n') +
+    '\n;(() => { const load = self.onmessage; self.onmessage = (e) => {' +
+    ` if (e.data && e.data.cmd === 'load' && typeof e.data.urlOrBlob !== 'string') e.data.urlOrBlob = ${JSON.stringify(factory)};` +
+    ' return load(e); }; })();\n';
+  const hash = createHash('sha256').update(script).digest('hex').slice(0, 16);
+  const file = path.join(os.tmpdir(), `delst-tfjs-wasm-worker-${hash}.cjs`);
+  if (!fs.existsSync(file)) {
+    const tmp = `${file}.${process.pid}.tmp`;
+    fs.writeFileSync(tmp, script);
+    fs.renameSync(tmp, file);
+  }
+  return file;
+}
+
+/**
+ * Runs `init` (which starts the threaded wasm module) with the two runtime shims threaded wasm needs in Node:
+ * the worker's blob: URL replaced by a file, and the core count doubled, because the backend caps its thread
+ * pool at half the logical cores (a hyper-threading assumption that leaves a 2-vCPU machine at 1 thread).
+ */
+async function withThreadedWasmShims<T>(init: () => Promise<T>): Promise<T> {
+  const workerFile = threadedWorkerScript();
+  const createObjectURL = URL.createObjectURL;
+  const cpus = os.cpus;
+  URL.createObjectURL = (obj: Blob) =>
+    obj instanceof Blob && obj.type === 'application/javascript' ? workerFile : createObjectURL(obj);
+  os.cpus = () => [...cpus(), ...cpus()];
+  try {
+    return await init();
+  } finally {
+    URL.createObjectURL = createObjectURL;
+    os.cpus = cpus;
+  }
+}
+
+/**
+ * Emscripten refs each worker that runs a pthread, and XNNPACK's pool threads never end, so the process would
+ * never exit on its own. The main thread waits for them synchronously inside each op, so they need no ref.
+ */
+function unrefPoolWorkers(): void {
+  const module = (tf.backend() as unknown as { wasm: { PThread?: { runningWorkers?: { unref(): void }[] } } }).wasm;
+  for (const worker of module.PThread?.runningWorkers ?? []) worker.unref();
+}
+
+function defaultThreads(): number {
+  const fromEnv = Number(process.env.DELST_WASM_THREADS);
+  if (Number.isInteger(fromEnv) && fromEnv > 0) return fromEnv;
+  return os.availableParallelism();
+}
+
+async function startWasm(requestedThreads: number): Promise<BackendInfo> {
+  setWasmPaths(wasmDistFolder());
+  const threaded = requestedThreads > 1;
+  tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', threaded);
+  setThreadsCount(requestedThreads);
+  let ok = false;
+  if (threaded) {
+    try {
+      ok = await withThreadedWasmShims(() => tf.setBackend('wasm'));
+    } catch {
+      ok = false;
+    }
+    if (ok) unrefPoolWorkers();
+    else {
+      // Multithreaded wasm did not start (e.g. no writable temp folder): run on one thread.
+      tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', false);
+      setThreadsCount(1);
+    }
+  }
+  if (!ok) ok = await tf.setBackend('wasm');
+  if (!ok) throw new Error('the TensorFlow.js wasm backend failed to initialise');
+  await tf.ready();
+  registerWasmKernels();
+  const threads = getThreadsCount();
+  return { name: 'wasm', device: `CPU via wasm SIMD, ${threads} thread${threads === 1 ? '' : 's'}`, threads };
+}
+
+async function start(choice: BackendChoice, threads: number): Promise<BackendInfo> {
+  if (choice === 'tensorflow' || choice === 'auto') {
+    const info = await tryTensorflow();
+    if (info) return info;
+    if (choice === 'tensorflow') {
+      throw new Error(
+        'backend "tensorflow" requested, but neither @tensorflow/tfjs-node-gpu nor @tensorflow/tfjs-node loads. ' +
+          'Install one with internet access (npm install @tensorflow/tfjs-node, or @tensorflow/tfjs-node-gpu with ' +
+          'CUDA 11.8 and cuDNN 8), or use --backend wasm.',
+      );
+    }
+  }
+  return startWasm(threads);
+}
+
+/**
+ * Selects and initialises the backend once per process: 'auto' uses libtensorflow when tfjs-node(-gpu) loads,
+ * else wasm. Later calls return the backend already chosen, and throw if a different one is demanded.
+ */
+export async function initBackend(
+  choice: BackendChoice = 'auto',
+  options: { wasmThreads?: number } = {},
+): Promise<BackendInfo> {
+  if (current && (choice === 'auto' || choice === current.name)) {
+    if (tf.getBackend() !== current.name) await tf.setBackend(current.name);
+    return current;
+  }
+  if (current) throw new Error(`backend already initialised as "${current.name}", cannot switch to "${choice}"`);
+  if (!pending) {
+    pending = start(choice, options.wasmThreads ?? defaultThreads()).then(
+      (info) => {
+        registerMissingGradients();
+        current = info;
+        return info;
+      },
+      (err: unknown) => {
+        pending = null;
+        throw err;
+      },
+    );
+  }
+  const info = await pending;
+  if (choice !== 'auto' && choice !== info.name) {
+    throw new Error(`backend already initialised as "${info.name}", cannot switch to "${choice}"`);
+  }
+  return info;
+}
+
+/** Tests only: make the pure-JS 'cpu' backend current (the reference for gradient checks; far too slow to train). */
+export async function useCpuReferenceBackend(): Promise<void> {
+  await tf.setBackend('cpu');
+  await tf.ready();
+}
