@@ -1,61 +1,123 @@
-// Spots drawn as circles on a 2D canvas laid over the OpenSeadragon viewer, at their true diameter in slide
-// pixels (never under 2 screen pixels), redrawn whenever the viewport moves. Canvas 2D batched by colour is
-// fast enough for the ~1k-5k spots of ST/Visium sections; larger layers would move to WebGL.
+// Spots over the OpenSeadragon viewer, in lock-step with its viewport: a canvas of our own laid over the viewer,
+// painted with WebGL2 (instanced SDF circles) or canvas 2D (CPU stamps; where WebGL2 is missing or software).
+// Spots are drawn at their true diameter in slide pixels, never under MIN_DIAMETER_PX on screen.
+//
+// For tests and benchmarks the host element carries: data-overlay-renderer (webgl|canvas), data-spots-drawn (spots
+// on screen in the last frame), data-draw-ms (CPU time of the last frame), data-first-spots-ms (page time of the
+// first frame with spots), data-view (the slide -> screen transform `ox,oy,ax,ay,bx,by` in CSS px, so tests can
+// find a spot on screen).
 
-import OpenSeadragon from 'openseadragon';
+import type OpenSeadragon from 'openseadragon';
+import { CanvasSpotPainter } from './canvas-spots.js';
+import type { PainterKind, SpotPainter } from './spot-painter.js';
+import { HIDDEN } from './spot-colours.js';
+import { sameTransform, viewTransform, type ViewTransform } from './view-transform.js';
+import { WebGlSpotPainter } from './webgl-spots.js';
 
-/** Spots that share a style: drawn in one path. `color` null = outline only. */
-export interface SpotGroup {
-  readonly color: string | null;
-  readonly indices: readonly number[];
-}
-
-export interface SpotLayer {
-  /** Spot centres in slide (pyramid level-max) pixels. */
-  readonly x: readonly number[];
-  readonly y: readonly number[];
-  /** True spot diameter in slide pixels; null draws a fixed screen size. */
-  readonly diameter: number | null;
-  readonly groups: readonly SpotGroup[];
-}
-
-const MIN_DIAMETER_PX = 2;
+export const MIN_DIAMETER_PX = 2;
 const FALLBACK_DIAMETER_PX = 8;
-const FILL_ALPHA = 0.55;
-const OUTLINE = 'rgba(17, 24, 39, 0.9)';
-const HALO = 'rgba(255, 255, 255, 0.75)';
 
 export class SpotOverlay {
-  private readonly context: CanvasRenderingContext2D;
-  private layer: SpotLayer | null = null;
-  private frame = 0;
+  readonly kind: PainterKind;
+  private readonly painter: SpotPainter;
   private readonly handlers: Array<[keyof OpenSeadragon.ViewerEventMap, () => void]> = [];
+  private xy: Float32Array = new Float32Array(0);
+  private diameter: number | null = null;
+  private colours: Uint8Array = new Uint8Array(0);
+  /** Spots not hidden: what a frame counts. */
+  private shown: Int32Array = new Int32Array(0);
+  private opacity = 0.8;
+  private visible = true;
+  private selected = -1;
+  private last: ViewTransform | null = null;
+  private dirty = true;
+  private frame = 0;
 
-  /** How many spots the last draw put on screen (exposed as `data-spots-drawn` on `host`). */
+  /** Spots on screen in the last frame. */
   drawn = 0;
+  /** Hears every new view (pan, zoom, resize): scale bars and hover follow it. */
+  onview: ((view: ViewTransform) => void) | null = null;
 
   constructor(
     private readonly viewer: OpenSeadragon.Viewer,
-    private readonly canvas: HTMLCanvasElement,
+    /** Holds the overlay canvas (positioned over the viewer, same size). */
+    private readonly container: HTMLElement,
+    /** Gets the data attributes. */
     private readonly host: HTMLElement,
+    prefer: PainterKind,
   ) {
-    const context = canvas.getContext('2d');
-    if (!context) throw new Error('no 2D canvas context');
-    this.context = context;
+    this.painter = createPainter(container, prefer, () => this.invalidate());
+    this.kind = this.painter.kind;
+    host.dataset.overlayRenderer = this.kind;
     const redraw = () => this.draw();
-    for (const event of ['update-viewport', 'animation', 'resize', 'open'] as const) {
+    // update-viewport follows each frame OpenSeadragon draws, so spots move with the tiles, not a frame behind.
+    for (const event of ['update-viewport', 'resize', 'open'] as const) {
       viewer.addHandler(event, redraw);
       this.handlers.push([event, redraw]);
     }
   }
 
-  setLayer(layer: SpotLayer | null): void {
-    this.layer = layer;
-    this.schedule();
+  /** Spot centres and diameter in slide pixels (diameter null: a fixed screen size). */
+  setSpots(x: readonly number[], y: readonly number[], diameter: number | null): void {
+    const xy = new Float32Array(x.length * 2);
+    for (let i = 0; i < x.length; i++) {
+      xy[2 * i] = x[i];
+      xy[2 * i + 1] = y[i];
+    }
+    this.xy = xy;
+    this.diameter = diameter;
+    this.colours = new Uint8Array(x.length * 4);
+    this.shown = new Int32Array(0);
+    this.painter.setPositions(xy);
+    this.invalidate();
+  }
+
+  /** New colours (RGBA8 per spot), painted at once. */
+  setColours(colours: Uint8Array): void {
+    this.colours = colours;
+    let n = 0;
+    const shown = new Int32Array(colours.length / 4);
+    for (let i = 0; i < shown.length; i++) if (colours[i * 4 + 3] !== HIDDEN) shown[n++] = i;
+    this.shown = shown.subarray(0, n);
+    this.painter.setColours(colours);
+    this.dirty = true;
+    this.draw();
+  }
+
+  setOpacity(opacity: number): void {
+    this.opacity = opacity;
+    this.invalidate();
+  }
+
+  setVisible(visible: boolean): void {
+    this.visible = visible;
+    this.invalidate();
+  }
+
+  setSelected(spot: number): void {
+    this.selected = spot;
+    this.invalidate();
+  }
+
+  /** The view of the last frame, or null before the slide opened. */
+  get view(): ViewTransform | null {
+    return this.last;
+  }
+
+  /** Spot radius on screen (CSS px) in a view. */
+  radius(view: ViewTransform): number {
+    const diameter = this.diameter === null ? FALLBACK_DIAMETER_PX : this.diameter * view.scale;
+    return Math.max(diameter, MIN_DIAMETER_PX) / 2;
+  }
+
+  /** Whether a spot is drawn now (not hidden by its colouring, spots on). */
+  isShown(spot: number): boolean {
+    return this.visible && this.colours[spot * 4 + 3] !== HIDDEN;
   }
 
   /** Redraw on the next frame (coalesces bursts of changes). */
-  schedule(): void {
+  invalidate(): void {
+    this.dirty = true;
     if (this.frame) return;
     this.frame = requestAnimationFrame(() => {
       this.frame = 0;
@@ -67,68 +129,67 @@ export class SpotOverlay {
     if (this.frame) cancelAnimationFrame(this.frame);
     for (const [event, handler] of this.handlers) this.viewer.removeHandler(event, handler);
     this.handlers.length = 0;
+    this.painter.destroy();
   }
 
   draw(): void {
-    const { canvas, context: ctx } = this;
-    const width = this.host.clientWidth;
-    const height = this.host.clientHeight;
-    const ratio = window.devicePixelRatio || 1;
-    if (canvas.width !== Math.round(width * ratio) || canvas.height !== Math.round(height * ratio)) {
-      canvas.width = Math.round(width * ratio);
-      canvas.height = Math.round(height * ratio);
-    }
-    ctx.setTransform(1, 0, 0, 1, 0, 0);
-    ctx.clearRect(0, 0, canvas.width, canvas.height);
-    ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
-
-    const image = this.viewer.world.getItemCount() > 0 ? this.viewer.world.getItemAt(0) : null;
-    const layer = this.layer;
+    const view = viewTransform(this.viewer, this.container.clientWidth, this.container.clientHeight);
+    if (!view) return;
+    // OpenSeadragon also fires update-viewport when tiles arrive: nothing to redraw if the view stayed put.
+    if (!this.dirty && sameTransform(view, this.last)) return;
+    const start = performance.now();
+    this.dirty = false;
+    this.last = view;
     let drawn = 0;
-    if (image && layer) {
-      // Slide pixels -> viewer-element pixels is affine: measure it once per frame instead of per spot.
-      const o = image.imageToViewerElementCoordinates(new OpenSeadragon.Point(0, 0));
-      const ex = image.imageToViewerElementCoordinates(new OpenSeadragon.Point(1, 0));
-      const ey = image.imageToViewerElementCoordinates(new OpenSeadragon.Point(0, 1));
-      const [ax, bx, ay, by] = [ex.x - o.x, ey.x - o.x, ex.y - o.y, ey.y - o.y];
-      const scale = Math.hypot(ax, ay);
-      const diameter =
-        layer.diameter === null ? FALLBACK_DIAMETER_PX : Math.max(layer.diameter * scale, MIN_DIAMETER_PX);
-      const r = diameter / 2;
-      const lineWidth = diameter < 6 ? 0.75 : 1.25;
-      for (const group of layer.groups) {
-        ctx.beginPath();
-        let count = 0;
-        for (const i of group.indices) {
-          const sx = o.x + ax * layer.x[i] + bx * layer.y[i];
-          const sy = o.y + ay * layer.x[i] + by * layer.y[i];
-          if (sx < -r || sy < -r || sx > width + r || sy > height + r) continue;
-          ctx.moveTo(sx + r, sy);
-          ctx.arc(sx, sy, r, 0, 2 * Math.PI);
-          count++;
-        }
-        if (count === 0) continue;
-        if (group.color === null) {
-          // A dark ring on a light halo reads on both pale stroma and dense, dark tumour.
-          ctx.lineWidth = lineWidth + 1.5;
-          ctx.strokeStyle = HALO;
-          ctx.stroke();
-          ctx.lineWidth = lineWidth;
-          ctx.strokeStyle = OUTLINE;
-          ctx.stroke();
-        } else {
-          ctx.globalAlpha = FILL_ALPHA;
-          ctx.fillStyle = group.color;
-          ctx.fill();
-          ctx.globalAlpha = 1;
-          ctx.lineWidth = lineWidth;
-          ctx.strokeStyle = group.color;
-          ctx.stroke();
-        }
-        drawn += count;
-      }
+    if (this.visible && this.shown.length > 0) {
+      const radius = this.radius(view);
+      const selected = this.selected >= 0 && this.isShown(this.selected) ? this.selected : -1;
+      this.painter.paint(view, { radius, opacity: this.opacity, selected });
+      drawn = this.countOnScreen(view, radius);
+    } else {
+      this.painter.clear();
     }
     this.drawn = drawn;
-    this.host.dataset.spotsDrawn = String(drawn);
+    const { dataset } = this.host;
+    dataset.spotsDrawn = String(drawn);
+    dataset.drawMs = (performance.now() - start).toFixed(2);
+    dataset.view = [view.ox, view.oy, view.ax, view.ay, view.bx, view.by].map((v) => v.toPrecision(8)).join(',');
+    if (drawn > 0 && !dataset.firstSpotsMs) dataset.firstSpotsMs = performance.now().toFixed(1);
+    this.onview?.(view);
   }
+
+  private countOnScreen(view: ViewTransform, r: number): number {
+    const { ox, oy, ax, ay, bx, by, width, height } = view;
+    const { xy, shown } = this;
+    let n = 0;
+    for (let k = 0; k < shown.length; k++) {
+      const x = xy[2 * shown[k]];
+      const y = xy[2 * shown[k] + 1];
+      const sx = ox + ax * x + bx * y;
+      const sy = oy + ay * x + by * y;
+      if (sx >= -r && sy >= -r && sx <= width + r && sy <= height + r) n++;
+    }
+    return n;
+  }
+}
+
+/** WebGL2 when asked for and it works (a context, shaders compiled); canvas 2D otherwise. */
+function createPainter(container: HTMLElement, prefer: PainterKind, restored: () => void): SpotPainter {
+  const make = () => {
+    const canvas = document.createElement('canvas');
+    canvas.className = 'spot-canvas';
+    canvas.style.cssText = 'position:absolute;inset:0;width:100%;height:100%;pointer-events:none';
+    container.append(canvas);
+    return canvas;
+  };
+  if (prefer === 'webgl') {
+    const canvas = make();
+    try {
+      return new WebGlSpotPainter(canvas, restored);
+    } catch (error) {
+      canvas.remove();
+      console.info(`spot overlay: canvas 2D (${error instanceof Error ? error.message : String(error)})`);
+    }
+  }
+  return new CanvasSpotPainter(make());
 }

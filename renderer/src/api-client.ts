@@ -2,10 +2,13 @@
 // HTTP to the browser-mode server. The rest of the renderer sees only `Api`.
 
 import type {
+  GeneSummary,
+  GeneValues,
   OpenPathResult,
   SectionSpots,
   SectionSummary,
   SlideInfo,
+  SpotDetails,
   StudioApi,
   StudioApiMethod,
 } from './api-types.js';
@@ -89,5 +92,11 @@ export function createApi(): Api {
     openPath: (path) => call('openPath', [path]) as Promise<OpenPathResult>,
     getSpots: (sectionId) => call('getSpots', [sectionId]) as Promise<SectionSpots>,
     getSlide: (sectionId) => call('getSlide', [sectionId]) as Promise<SlideInfo | null>,
+    searchGenes: (sectionId, query, limit) =>
+      call('searchGenes', limit === undefined ? [sectionId, query] : [sectionId, query, limit]) as Promise<
+        GeneSummary[]
+      >,
+    getGeneValues: (sectionId, gene) => call('getGeneValues', [sectionId, gene]) as Promise<GeneValues>,
+    getSpotDetails: (sectionId, spotIndex) => call('getSpotDetails', [sectionId, spotIndex]) as Promise<SpotDetails>,
   };
 }

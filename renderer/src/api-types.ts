@@ -1,9 +1,12 @@
 // The renderer's only link to core/: the API contract's types (erased at build time, nothing from core is bundled).
 export type {
+  GeneSummary,
+  GeneValues,
   OpenPathResult,
   SectionSpots,
   SectionSummary,
   SlideInfo,
+  SpotDetails,
   StudioApi,
   StudioApiMethod,
 } from '../../core/api/api.js';

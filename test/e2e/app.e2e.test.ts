@@ -6,8 +6,9 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
+import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { SectionSummary } from '../../core/api/api.js';
+import type { SectionSpots, SectionSummary } from '../../core/api/api.js';
 import { Studio } from '../../core/api/studio.js';
 import { demoPath, packageRoot } from '../../core/resources.js';
 import { startBrowserServer, type BrowserServer } from '../../server/browser-server.js';
@@ -39,6 +40,43 @@ if (skipReason) console.log(`app e2e skipped: ${skipReason}`);
 
 const number = new Intl.NumberFormat('en-US');
 
+/** A spot's centre in the viewer, from the overlay's slide -> screen transform (data-view). */
+function onScreen(view: string | null, spots: SectionSpots, index: number): { x: number; y: number } {
+  const [ox, oy, ax, ay, bx, by] = (view ?? '').split(',').map(Number);
+  const [x, y] = [spots.x[index], spots.y[index]];
+  return { x: ox + ax * x + bx * y, y: oy + ay * x + by * y };
+}
+
+/** A screenshot's pixels (RGB). */
+async function pixels(
+  png: Buffer,
+): Promise<{ rgb: (x: number, y: number) => number[]; width: number; height: number }> {
+  const { data, info } = await sharp(png).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+  const rgb = (x: number, y: number) => {
+    const at = (Math.round(y) * info.width + Math.round(x)) * 3;
+    return [data[at], data[at + 1], data[at + 2]];
+  };
+  return { rgb, width: info.width, height: info.height };
+}
+
+/** Pixels a viridis colouring makes green (H&E is pink and purple, magma has no green). */
+function greenPixels(image: Awaited<ReturnType<typeof pixels>>): number {
+  let n = 0;
+  for (let y = 0; y < image.height; y += 2) {
+    for (let x = 0; x < image.width; x += 2) {
+      const [r, g, b] = image.rgb(x, y);
+      if (g > r + 30 && g > b + 10) n++;
+    }
+  }
+  return n;
+}
+
+/** The 99th percentile by nearest rank: the colour bar's default upper limit. */
+function percentile99(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.max(0, Math.ceil(0.99 * sorted.length) - 1)];
+}
+
 describe.skipIf(skipReason !== null)('DELST Studio in Chromium (browser mode)', () => {
   let studio: Studio;
   let server: BrowserServer;
@@ -64,7 +102,8 @@ describe.skipIf(skipReason !== null)('DELST Studio in Chromium (browser mode)', 
       if (message.type() === 'error') problems.push(message.text());
     });
     page.on('pageerror', (error) => problems.push(error.message));
-    await page.goto(`${server.url}&drawer=canvas`);
+    // The spots through WebGL2 here (the app picks canvas 2D on software WebGL by itself; a test below covers it).
+    await page.goto(`${server.url}&drawer=canvas&overlay=webgl`);
   });
 
   afterAll(async () => {
@@ -132,6 +171,163 @@ describe.skipIf(skipReason !== null)('DELST Studio in Chromium (browser mode)', 
     await page.screenshot({ path: join(root, 'test-results', 'app.png') });
   });
 
+  it('hides a class when its legend entry is clicked, and shows it again', async () => {
+    const stage = page.locator('[data-testid=slide]');
+    const before = Number(await stage.getAttribute('data-spots-drawn'));
+    const entry = page.locator('[data-testid=legend-entry]').first();
+    const name = await entry.getAttribute('data-class');
+    const count = Number(await entry.getAttribute('data-count'));
+    expect(count).toBeGreaterThan(0);
+    await entry.click();
+    await expect.poll(() => stage.getAttribute('data-spots-drawn')).toBe(String(before - count));
+    expect(await entry.getAttribute('data-hidden')).toBe('true');
+    expect(await page.locator('[data-testid=visible-spots]').textContent()).toBe(
+      `${number.format(before - count)} spots`,
+    );
+    await page.screenshot({ path: join(root, 'test-results', 'app-legend-hidden.png') });
+    await page.locator(`[data-testid=legend-entry][data-class="${name}"]`).click();
+    await expect.poll(() => stage.getAttribute('data-spots-drawn')).toBe(String(before));
+  });
+
+  it('draws spots with WebGL2 when asked and the browser has it (software WebGL here)', async () => {
+    const hasWebGl2 = await page.evaluate<boolean>("document.createElement('canvas').getContext('webgl2') !== null");
+    const renderer = await page.locator('[data-testid=slide]').getAttribute('data-overlay-renderer');
+    expect(renderer).toBe(hasWebGl2 ? 'webgl' : 'canvas');
+    if (!hasWebGl2) console.log('app e2e: no WebGL2 in this Chromium, the overlay fell back to canvas 2D');
+  });
+
+  it('colours spots by a gene picked in the search box, with a colour bar of its limits', async () => {
+    const [first] = sections;
+    const stage = page.locator('[data-testid=slide]');
+    const search = page.locator('[data-testid=gene-search]');
+    await search.fill('erbb');
+    const options = page.locator('[data-testid=gene-option]');
+    await expect.poll(() => options.count()).toBeGreaterThan(1);
+    // Prefix matches, the most expressed first: ERBB2 in a HER2-positive tumour.
+    expect(await options.first().getAttribute('data-gene')).toBe('ERBB2');
+    for (const option of await options.all())
+      expect((await option.getAttribute('data-gene'))?.toLowerCase()).toContain('erb');
+    await options.first().click();
+    await expect.poll(() => stage.getAttribute('data-colour-gene')).toBe('ERBB2');
+    expect(await stage.getAttribute('data-colour-by')).toBe('gene');
+    expect(await page.locator('[data-testid=label-select]').inputValue()).not.toBe('');
+
+    // Default limits: 0 and the 99th percentile of the log-normalised values over the spots on show.
+    const spots = await studio.getSpots(first.id);
+    const values = await studio.getGeneValues(first.id, 'ERBB2');
+    const normalised = new Float32Array(new Uint8Array(Buffer.from(values.normalised, 'base64')).buffer);
+    const p99 = percentile99(Array.from(normalised).filter((_, i) => spots.inTissue[i]));
+    const bar = page.locator('[data-testid=colour-bar]');
+    expect(Number(await bar.getAttribute('data-min'))).toBe(0);
+    expect(Number(await bar.getAttribute('data-max'))).toBeCloseTo(p99, 5);
+    expect(await bar.textContent()).toContain('ERBB2');
+    expect(await page.locator('[data-testid=colour-bar-min]').textContent()).toBe('0');
+    expect(await page.locator('[data-testid=colour-bar-max]').textContent()).toBe(`≥ ${Number(p99.toPrecision(3))}`);
+    expect(Number(await stage.getAttribute('data-colour-ms'))).toBeLessThan(50);
+    expect(await stage.getAttribute('data-spots-drawn')).toBe(String(first.spots));
+
+    // The pixels: the most expressing spot is viridis yellow, a spot without ERBB2 viridis purple.
+    await page.mouse.move(5, 5);
+    await page.waitForTimeout(200);
+    const box = (await stage.boundingBox())!;
+    const view = await stage.getAttribute('data-view');
+    const inTissue = spots.ids.flatMap((_, i) => (spots.inTissue[i] ? [i] : []));
+    const top = inTissue.reduce((best, i) => (normalised[i] > normalised[best] ? i : best), inTissue[0]);
+    const none = inTissue.find((i) => normalised[i] === 0)!;
+    const shot = await page.screenshot({ path: join(root, 'test-results', 'app-gene.png') });
+    const image = await pixels(shot);
+    const at = (i: number) => {
+      const p = onScreen(view, spots, i);
+      return image.rgb(box.x + p.x, box.y + p.y);
+    };
+    const [r1, g1, b1] = at(top);
+    expect(g1, `top spot ${at(top)}`).toBeGreaterThan(170);
+    expect(b1).toBeLessThan(130);
+    expect(r1).toBeGreaterThan(150);
+    const [r0, g0, b0] = at(none);
+    expect(g0, `zero spot ${at(none)}`).toBeLessThan(90);
+    expect(b0).toBeGreaterThan(g0);
+    expect(r0).toBeLessThan(150);
+    const greens = greenPixels(image);
+    expect(greens).toBeGreaterThan(100);
+
+    // Another colour map repaints the same spots: magma has no green.
+    await page.locator('[data-testid=colour-map]').selectOption('magma');
+    await page.waitForTimeout(200);
+    expect(greenPixels(await pixels(await page.screenshot()))).toBeLessThan(greens / 10);
+    await page.locator('[data-testid=colour-map]').selectOption('viridis');
+  });
+
+  it("shows a spot's id, counts, labels and top genes on hover; a click selects it", async () => {
+    const [first] = sections;
+    const stage = page.locator('[data-testid=slide]');
+    const spots = await studio.getSpots(first.id);
+    const box = (await stage.boundingBox())!;
+    const index = spots.inTissue.findIndex((inside, i) => inside && i > spots.ids.length / 3);
+    const p = onScreen(await stage.getAttribute('data-view'), spots, index);
+    await page.mouse.move(box.x + p.x, box.y + p.y);
+    const tooltip = page.locator('[data-testid=spot-tooltip]');
+    await expect.poll(() => tooltip.getAttribute('data-spot-id')).toBe(spots.ids[index]);
+    const details = await studio.getSpotDetails(first.id, index);
+    const text = (await tooltip.textContent()) ?? '';
+    expect(text).toContain(spots.ids[index]);
+    expect(text).toContain(`${number.format(details.totalCounts)} counts`);
+    expect(text).toContain(`${number.format(details.nnz)} genes`);
+    expect(text).toContain('ERBB2');
+    const top = await tooltip.locator('[data-testid=top-genes] .symbol').allTextContents();
+    expect(top).toEqual(details.topGenes.map((g) => g.symbol));
+    expect(top).toHaveLength(Math.min(10, details.nnz));
+    const squeezed = (t: string) => t.replace(/\s+/g, '');
+    for (const [column, value] of Object.entries(details.labels)) {
+      expect(squeezed(text)).toContain(squeezed(`${column}${value ?? 'no label'}`));
+    }
+    await page.screenshot({ path: join(root, 'test-results', 'app-hover.png') });
+
+    await page.mouse.click(box.x + p.x, box.y + p.y);
+    await expect.poll(() => stage.getAttribute('data-selected-spot')).toBe(spots.ids[index]);
+    await expect
+      .poll(() => page.locator('[data-testid=selected-spot]').getAttribute('data-spot-id'))
+      .toBe(spots.ids[index]);
+    // Off the spots, the tooltip goes.
+    await page.mouse.move(box.x + 4, box.y + box.height / 2);
+    await expect.poll(() => tooltip.count()).toBe(0);
+    await page.waitForTimeout(200);
+    await page.screenshot({ path: join(root, 'test-results', 'app-selected.png') });
+  });
+
+  it('shows a scale bar in microns that matches the zoom', async () => {
+    const [first] = sections;
+    const stage = page.locator('[data-testid=slide]');
+    const bar = page.locator('[data-testid=scale-bar]');
+    expect(await bar.isVisible()).toBe(true);
+    expect((await bar.textContent())?.trim()).toMatch(/^[\d,]+ µm$/);
+    const spots = await studio.getSpots(first.id);
+    const [, , ax, ay] = (await stage.getAttribute('data-view'))!.split(',').map(Number);
+    const pxPerMicron = Math.hypot(ax, ay) / spots.micronsPerPixel!;
+    const microns = Number(await bar.getAttribute('data-microns'));
+    expect(Number(await bar.getAttribute('data-px'))).toBeCloseTo(microns * pxPerMicron, 0);
+    expect([50, 100, 200, 500, 1000, 2000, 5000]).toContain(microns);
+    // Zoomed in 4x: a shorter length.
+    await page.locator('button[aria-label="Zoom in"]').click();
+    await page.locator('button[aria-label="Zoom in"]').click();
+    await page.locator('button[aria-label="Zoom in"]').click();
+    await expect.poll(async () => Number(await bar.getAttribute('data-microns'))).toBeLessThan(microns);
+    await page.locator('button[aria-label="Fit to window"]').click();
+    await page.waitForTimeout(800);
+  });
+
+  it('turns spots off and on, and draws them with the opacity chosen', async () => {
+    const [first] = sections;
+    const stage = page.locator('[data-testid=slide]');
+    await page.locator('[data-testid=spots-on]').uncheck();
+    await expect.poll(() => stage.getAttribute('data-spots-drawn')).toBe('0');
+    await page.locator('[data-testid=spots-on]').check();
+    await expect.poll(() => stage.getAttribute('data-spots-drawn')).toBe(String(first.spots));
+    await page.locator('[data-testid=opacity]').fill('0.3');
+    await expect.poll(() => stage.getAttribute('data-spots-drawn')).toBe(String(first.spots));
+    await page.locator('[data-testid=opacity]').fill('0.8');
+  });
+
   it.skipIf(!existsSync(second))('switches to the second section (skipped without ../shared/data)', async () => {
     const target = sections[1];
     await page.locator(`[data-testid=section][data-section-id="${target.id}"]`).click();
@@ -139,6 +335,21 @@ describe.skipIf(skipReason !== null)('DELST Studio in Chromium (browser mode)', 
     const stage = page.locator('[data-testid=slide]');
     await expect.poll(() => stage.getAttribute('data-spots-drawn')).toBe(String(await inTissue(target.id)));
     await page.screenshot({ path: join(root, 'test-results', 'app-second.png') });
+    // The pathologist's regions, then ERBB2 over them.
+    if (target.labels.pathologist) {
+      await page.locator('[data-testid=label-select]').selectOption('pathologist');
+      await expect
+        .poll(() => page.locator('[data-testid=legend-entry]').count())
+        .toBe(Object.keys(target.labels.pathologist).length);
+      await page.waitForTimeout(200);
+      await page.screenshot({ path: join(root, 'test-results', 'app-second-pathologist.png') });
+    }
+    await page.locator('[data-testid=gene-search]').fill('ERBB2');
+    await page.locator('[data-testid=gene-option][data-gene=ERBB2]').click();
+    await expect.poll(() => stage.getAttribute('data-colour-gene')).toBe('ERBB2');
+    await page.mouse.move(5, 5);
+    await page.waitForTimeout(200);
+    await page.screenshot({ path: join(root, 'test-results', 'app-second-erbb2.png') });
   });
 
   it('shows the error naming the file when a path cannot be opened', async () => {
@@ -168,6 +379,35 @@ describe.skipIf(skipReason !== null)('DELST Studio in Chromium (browser mode)', 
       expect(await page.locator('[data-testid=open-error]').count()).toBe(0);
     },
   );
+
+  it('draws the same spots with canvas 2D, its own pick on software WebGL', async () => {
+    const [first] = sections;
+    const other = await browser.newPage({ viewport: { width: 1400, height: 860 } });
+    other.on('pageerror', (error) => problems.push(error.message));
+    try {
+      await other.goto(server.url);
+      const software = await other.evaluate<boolean>(`(() => {
+        const gl = document.createElement('canvas').getContext('webgl2');
+        const info = gl && gl.getExtension('WEBGL_debug_renderer_info');
+        return !gl || /swiftshader|llvmpipe|software/i.test(String(gl.getParameter(info ? info.UNMASKED_RENDERER_WEBGL : gl.RENDERER)));
+      })()`);
+      if (!software) await other.goto(`${server.url}&overlay=canvas`);
+      const stage = other.locator(`[data-testid=slide][data-section-id="${first.id}"]`);
+      await expect.poll(() => stage.getAttribute('data-tiles-loaded'), { timeout: 60_000 }).toBe('true');
+      expect(await stage.getAttribute('data-overlay-renderer')).toBe('canvas');
+      await expect.poll(() => stage.getAttribute('data-spots-drawn')).toBe(String(first.spots));
+      await other.locator('[data-testid=gene-search]').fill('ERBB2');
+      await other.locator('[data-testid=gene-option][data-gene=ERBB2]').click();
+      await expect.poll(() => stage.getAttribute('data-colour-gene')).toBe('ERBB2');
+      await other.waitForTimeout(200);
+      const image = await pixels(
+        await other.screenshot({ path: join(root, 'test-results', 'app-canvas-overlay.png') }),
+      );
+      expect(greenPixels(image)).toBeGreaterThan(100);
+    } finally {
+      await other.close();
+    }
+  });
 
   it('ran without page errors or CSP violations', () => {
     // The 400 answers to the bad paths above are expected console noise from fetch.

@@ -6,7 +6,16 @@ import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { OpenPathResult, SectionSpots, SectionSummary, SlideInfo, StudioApi } from '../../core/api/api.js';
+import type {
+  GeneSummary,
+  GeneValues,
+  OpenPathResult,
+  SectionSpots,
+  SectionSummary,
+  SlideInfo,
+  SpotDetails,
+  StudioApi,
+} from '../../core/api/api.js';
 import { DataError } from '../../core/readers/errors.js';
 import { startBrowserServer, type BrowserServer, type TileFiles } from '../../server/browser-server.js';
 
@@ -55,14 +64,32 @@ class FakeStudio implements StudioApi {
 
   async getSpots(sectionId: string): Promise<SectionSpots> {
     this.calls.push(['getSpots', [sectionId]]);
-    return { ids: ['a'], x: [1], y: [2], inTissue: [true], diameter: 5, labels: {} };
+    return { ids: ['a'], x: [1], y: [2], inTissue: [true], diameter: 5, micronsPerPixel: 2, labels: {} };
   }
 
   async getSlide(sectionId: string): Promise<SlideInfo | null> {
     this.calls.push(['getSlide', [sectionId]]);
     return null;
   }
+
+  async searchGenes(sectionId: string, query: string, limit?: number): Promise<GeneSummary[]> {
+    this.calls.push(['searchGenes', [sectionId, query, limit]]);
+    return [GENE];
+  }
+
+  async getGeneValues(sectionId: string, gene: string): Promise<GeneValues> {
+    this.calls.push(['getGeneValues', [sectionId, gene]]);
+    const values = Buffer.from(new Float32Array([0, 2.5]).buffer).toString('base64');
+    return { gene: GENE, encoding: 'float32-base64', raw: values, normalised: values, targetSum: 100 };
+  }
+
+  async getSpotDetails(sectionId: string, spotIndex: number): Promise<SpotDetails> {
+    this.calls.push(['getSpotDetails', [sectionId, spotIndex]]);
+    return { index: spotIndex, id: 'a', inTissue: true, totalCounts: 3, nnz: 1, labels: {}, topGenes: [] };
+  }
 }
+
+const GENE: GeneSummary = { index: 4, symbol: 'ERBB2', id: null, totalCounts: 12, spots: 3 };
 
 interface Reply {
   status: number;
@@ -186,6 +213,16 @@ describe('browser server', () => {
     expect(studio.calls.at(-1)).toEqual(['getSpots', ['s1']]);
     // null results come back as JSON null
     expect(JSON.parse((await api('getSlide', ['s1'])).body)).toBeNull();
+  });
+
+  it('routes the viewer calls (gene search, gene values, spot details) with their arguments', async () => {
+    expect(JSON.parse((await api('searchGenes', ['s1', 'erb', 5])).body)).toEqual([GENE]);
+    expect(studio.calls.at(-1)).toEqual(['searchGenes', ['s1', 'erb', 5]]);
+    const values = JSON.parse((await api('getGeneValues', ['s1', 'ERBB2'])).body) as GeneValues;
+    expect(values.encoding).toBe('float32-base64');
+    expect(Array.from(new Float32Array(new Uint8Array(Buffer.from(values.raw, 'base64')).buffer))).toEqual([0, 2.5]);
+    expect(JSON.parse((await api('getSpotDetails', ['s1', 7])).body).index).toBe(7);
+    expect(studio.calls.at(-1)).toEqual(['getSpotDetails', ['s1', 7]]);
   });
 
   it('does not accept the cookie alone for the API', async () => {
