@@ -1,7 +1,7 @@
 // `npm start`: the desktop app in Electron when its binary is installed, else the same renderer in the browser
 // mode (a local server on 127.0.0.1 with a per-run token).
 //
-//   node dist/launch.js [--port N] [--browser] [--no-demo] [PATH...]
+//   node dist/launch.js [--port N] [--browser] [--no-demo] [--project DIR] [PATH...]
 
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
@@ -15,13 +15,15 @@ export interface LaunchOptions {
   port: number;
   browser: boolean;
   demo: boolean;
+  /** The project folder (annotations); null: defaultProjectDir(). */
+  project: string | null;
   paths: string[];
 }
 
-const USAGE = 'usage: npm start -- [--port N] [--browser] [--no-demo] [PATH...]';
+const USAGE = 'usage: npm start -- [--port N] [--browser] [--no-demo] [--project DIR] [PATH...]';
 
 export function parseArgs(argv: readonly string[]): LaunchOptions {
-  const options: LaunchOptions = { port: 0, browser: false, demo: true, paths: [] };
+  const options: LaunchOptions = { port: 0, browser: false, demo: true, project: null, paths: [] };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     if (arg === '--browser') options.browser = true;
@@ -31,6 +33,10 @@ export function parseArgs(argv: readonly string[]): LaunchOptions {
       const port = Number(value);
       if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--port: not a port number: ${value}`);
       options.port = port;
+    } else if (arg === '--project' || arg.startsWith('--project=')) {
+      const value = arg === '--project' ? argv[++i] : arg.slice('--project='.length);
+      if (!value) throw new Error(`--project: a folder is needed\n${USAGE}`);
+      options.project = resolve(value);
     } else if (arg === '--help' || arg === '-h') throw new Error(USAGE);
     else if (arg.startsWith('--')) throw new Error(`unknown option ${arg}\n${USAGE}`);
     else options.paths.push(arg);
@@ -67,6 +73,21 @@ export function defaultCacheDir(): string {
   return join(process.env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'delst-studio');
 }
 
+/**
+ * Per-user project folder (class palette, annotations): $DELST_PROJECT_DIR, else
+ * $XDG_DATA_HOME/delst-studio/default-project, else ~/.local/share/delst-studio/default-project.
+ */
+export function defaultProjectDir(): string {
+  if (process.env.DELST_PROJECT_DIR) return resolve(process.env.DELST_PROJECT_DIR);
+  if (process.platform === 'win32' && process.env.APPDATA) {
+    return join(process.env.APPDATA, 'delst-studio', 'default-project');
+  }
+  if (process.platform === 'darwin') {
+    return join(homedir(), 'Library', 'Application Support', 'delst-studio', 'default-project');
+  }
+  return join(process.env.XDG_DATA_HOME || join(homedir(), '.local', 'share'), 'delst-studio', 'default-project');
+}
+
 async function runElectron(binary: string, root: string, argv: readonly string[]): Promise<never> {
   const child = spawn(binary, [join(root, 'dist', 'electron', 'main.js'), ...argv], { stdio: 'inherit' });
   const forward = (signal: NodeJS.Signals) => () => child.kill(signal);
@@ -87,7 +108,8 @@ async function runBrowser(root: string, options: LaunchOptions, electronMissing:
   const { Studio } = await import('./core/api/studio.js');
   const { startBrowserServer } = await import('./server/browser-server.js');
 
-  const studio = new Studio({ cacheDir: defaultCacheDir() });
+  const studio = new Studio({ cacheDir: defaultCacheDir(), projectDir: options.project ?? defaultProjectDir() });
+  console.log(`Project folder: ${studio.projectDir}`);
   const demo = demoPath();
   const paths = [...(options.demo && existsSync(demo) ? [demo] : []), ...options.paths];
   for (const path of paths) {
@@ -110,6 +132,7 @@ async function runBrowser(root: string, options: LaunchOptions, electronMissing:
   const stop = () => {
     if (closing) return;
     closing = true;
+    studio.close();
     server.close().then(
       () => process.exit(0),
       () => process.exit(1),

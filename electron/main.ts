@@ -10,7 +10,7 @@ import { app, BrowserWindow, dialog, ipcMain, Menu, protocol, session } from 'el
 import { STUDIO_API_METHODS, type StudioApiMethod } from '../core/api/api.js';
 import { Studio } from '../core/api/studio.js';
 import { demoPath, packageRoot } from '../core/resources.js';
-import { defaultCacheDir } from '../launch.js';
+import { defaultCacheDir, defaultProjectDir } from '../launch.js';
 import {
   confinedFile,
   contentType,
@@ -47,15 +47,24 @@ protocol.registerSchemesAsPrivileged([
 const here = fileURLToPath(new URL('.', import.meta.url));
 const root = packageRoot();
 const rendererDir = join(root, 'dist', 'renderer');
-const studio = new Studio({ cacheDir: defaultCacheDir() });
+const studio = new Studio({ cacheDir: defaultCacheDir(), projectDir: projectArg(process.argv) ?? defaultProjectDir() });
 let window: BrowserWindow | null = null;
+
+/** `--project DIR` (or `--project=DIR`) from a command line, or null. */
+function projectArg(argv: readonly string[]): string | null {
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === '--project' && argv[i + 1]) return resolve(argv[i + 1]);
+    if (argv[i].startsWith('--project=')) return resolve(argv[i].slice('--project='.length));
+  }
+  return null;
+}
 
 /** Paths and `--no-demo` from a command line, ignoring Chromium's and our launcher's other switches. */
 function cliRequest(argv: readonly string[], cwd = process.cwd()): { demo: boolean; paths: string[] } {
   const args = argv.slice(app.isPackaged ? 1 : 2);
   const paths: string[] = [];
   for (let i = 0; i < args.length; i++) {
-    if (args[i] === '--port') i++;
+    if (args[i] === '--port' || args[i] === '--project') i++;
     else if (!args[i].startsWith('-')) paths.push(resolve(cwd, args[i]));
   }
   return { demo: !args.includes('--no-demo'), paths };
@@ -209,6 +218,8 @@ if (!app.requestSingleInstanceLock()) {
   });
 
   app.on('window-all-closed', () => app.quit());
+  // Moves the project's WAL into its database file (every change is committed already).
+  app.on('will-quit', () => studio.close());
 
   void app.whenReady().then(async () => {
     session.defaultSession.setPermissionRequestHandler((_contents, _permission, callback) => callback(false));

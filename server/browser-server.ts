@@ -44,6 +44,8 @@ export interface BrowserServer {
 
 export const TOKEN_HEADER = 'x-delst-token';
 const MAX_BODY_BYTES = 1 << 20;
+/** importAnnotations carries a whole GeoJSON file (every spot a 32-gon: ~1 kB a spot). */
+const MAX_IMPORT_BODY_BYTES = 256 << 20;
 
 /**
  * OpenSeadragon 6 injects one inline <style> (`@media (hover: none) { .openseadragon-canvas:focus ... }`): allowed
@@ -191,7 +193,7 @@ export async function startBrowserServer(options: BrowserServerOptions): Promise
     }
     let args: unknown;
     try {
-      args = JSON.parse(await readBody(req));
+      args = JSON.parse(await readBody(req, name === 'importAnnotations' ? MAX_IMPORT_BODY_BYTES : MAX_BODY_BYTES));
     } catch (error) {
       if (error instanceof HttpError) return sendJson(res, error.status, { error: error.message });
       return sendJson(res, 400, { error: 'the body is not valid JSON' });
@@ -298,17 +300,17 @@ function readCookie(header: string | undefined, name: string): string | undefine
   return undefined;
 }
 
-function readBody(req: IncomingMessage): Promise<string> {
+function readBody(req: IncomingMessage, limit: number): Promise<string> {
   return new Promise((resolveBody, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
     req.on('data', (chunk: Buffer) => {
       size += chunk.length;
       // Past the limit the rest is read and dropped, so the client still gets its 413.
-      if (size <= MAX_BODY_BYTES) chunks.push(chunk);
+      if (size <= limit) chunks.push(chunk);
     });
     req.on('end', () => {
-      if (size > MAX_BODY_BYTES) reject(new HttpError(413, 'request body too large'));
+      if (size > limit) reject(new HttpError(413, 'request body too large'));
       else resolveBody(Buffer.concat(chunks).toString('utf8'));
     });
     req.on('error', reject);

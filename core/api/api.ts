@@ -113,6 +113,83 @@ export interface StudioApi {
   getGeneValues(sectionId: string, gene: string): Promise<GeneValues>;
   /** One spot by its index in `getSpots` order. */
   getSpotDetails(sectionId: string, spotIndex: number): Promise<SpotDetails>;
+
+  // --- Annotation (the project's class palette; spot labels and regions per section, with undo/redo) ---
+
+  /** The project's class palette, in palette order. */
+  listClasses(): Promise<AnnotationClassInfo[]>;
+  /** A new class (a free colour when none is given); an error names a duplicate or empty name. */
+  createClass(name: string, color?: string | null): Promise<AnnotationClassInfo>;
+  renameClass(classId: number, name: string): Promise<AnnotationClassInfo[]>;
+  recolorClass(classId: number, color: string): Promise<AnnotationClassInfo[]>;
+  /** Puts the palette in the order of `classIds` (every class once). */
+  reorderClasses(classIds: number[]): Promise<AnnotationClassInfo[]>;
+  /** Deletes a class and its spot labels in every section (regions of it become unclassified). */
+  deleteClass(classId: number): Promise<AnnotationClassInfo[]>;
+  getAnnotations(sectionId: string): Promise<SectionAnnotations>;
+  /** Labels spots (by index in `getSpots` order) with a class, or unlabels them (null): one undo step. */
+  labelSpots(sectionId: string, spotIndices: number[], classId: number | null): Promise<SectionAnnotations>;
+  /**
+   * Keeps a polygon (a ring of [x, y] in SLIDE pixels, as `getSpots` gives positions) as a region; with a class,
+   * the spots whose centres fall inside take it too. One undo step.
+   */
+  addRegion(sectionId: string, polygon: [number, number][], classId: number | null): Promise<SectionAnnotations>;
+  deleteRegion(sectionId: string, regionId: string): Promise<SectionAnnotations>;
+  undo(sectionId: string): Promise<SectionAnnotations>;
+  redo(sectionId: string): Promise<SectionAnnotations>;
+  /**
+   * A section's annotations as QuPath GeoJSON (full-resolution pixels, every spot a detection) or CSV
+   * `spot_id,label`; also written (atomically) to `path`, an absolute path, when one is given.
+   */
+  exportAnnotations(sectionId: string, format: AnnotationFormat, path?: string | null): Promise<AnnotationExport>;
+  /** Imports GeoJSON or CSV text over the section's annotations, as one undo step. */
+  importAnnotations(sectionId: string, format: AnnotationFormat, text: string): Promise<AnnotationImportReport>;
+}
+
+/** The label column under which a section's annotations appear in `labels` of summaries, spots and details. */
+export const ANNOTATION_COLUMN = 'annotations';
+
+export type AnnotationFormat = 'geojson' | 'csv';
+
+export interface AnnotationClassInfo {
+  readonly id: number;
+  readonly name: string;
+  /** `#rrggbb`. */
+  readonly color: string;
+}
+
+export interface AnnotationRegion {
+  /** A UUID. */
+  readonly id: string;
+  readonly classId: number | null;
+  readonly name: string | null;
+  /** Polygons (each: outer ring, then holes; rings closed) in SLIDE pixels. */
+  readonly polygons: [number, number][][][];
+}
+
+export interface SectionAnnotations {
+  /** Class name per spot, aligned with `getSpots`, null where unlabelled. */
+  readonly labels: (string | null)[];
+  readonly regions: AnnotationRegion[];
+  readonly canUndo: boolean;
+  readonly canRedo: boolean;
+}
+
+export interface AnnotationExport {
+  readonly format: AnnotationFormat;
+  /** A file name to offer for download. */
+  readonly fileName: string;
+  readonly text: string;
+  /** Where it was written, or null. */
+  readonly path: string | null;
+}
+
+export interface AnnotationImportReport {
+  readonly spotsChanged: number;
+  readonly regionsAdded: number;
+  readonly classesCreated: readonly string[];
+  readonly warnings: readonly string[];
+  readonly annotations: SectionAnnotations;
 }
 
 /** The method names, for adapters that route calls by name. */
@@ -124,5 +201,19 @@ export const STUDIO_API_METHODS = [
   'searchGenes',
   'getGeneValues',
   'getSpotDetails',
+  'listClasses',
+  'createClass',
+  'renameClass',
+  'recolorClass',
+  'reorderClasses',
+  'deleteClass',
+  'getAnnotations',
+  'labelSpots',
+  'addRegion',
+  'deleteRegion',
+  'undo',
+  'redo',
+  'exportAnnotations',
+  'importAnnotations',
 ] as const satisfies readonly (keyof StudioApi)[];
 export type StudioApiMethod = (typeof STUDIO_API_METHODS)[number];

@@ -1,38 +1,74 @@
 // The core side of the StudioApi: open sections, their spots and their slides. Shells (Electron IPC, the
 // browser-mode server) wrap one Studio and forward calls to it unchanged.
 
-import { resolve } from 'node:path';
+import { basename, isAbsolute, resolve } from 'node:path';
+import { Annotations, type AnnotationClass } from '../project/annotations.js';
+import { labelsToCsv, importCsvText } from '../project/csv.js';
+import { sectionInfo } from '../project/database.js';
+import { writeFileAtomic } from '../project/files.js';
+import { annotationsToGeoJson, importGeoJsonText } from '../project/geojson.js';
+import { polygonsOf, spotsInside, type Position } from '../project/geometry.js';
 import { openSections } from '../readers/open.js';
 import { SectionExpression } from '../section/expression.js';
-import { labelCounts, spotDiameterPixels, type Section } from '../section/section.js';
+import { labelCounts, spotDiameterPixels, type LabelColumn, type Section } from '../section/section.js';
 import { SlideCache } from '../slides/pyramid.js';
-import type {
-  GeneSummary,
-  GeneValues,
-  OpenPathResult,
-  SectionSpots,
-  SectionSummary,
-  SlideInfo,
-  SpotDetails,
-  StudioApi,
+import {
+  ANNOTATION_COLUMN,
+  type AnnotationClassInfo,
+  type AnnotationExport,
+  type AnnotationFormat,
+  type AnnotationImportReport,
+  type SectionAnnotations,
+  type GeneSummary,
+  type GeneValues,
+  type OpenPathResult,
+  type SectionSpots,
+  type SectionSummary,
+  type SlideInfo,
+  type SpotDetails,
+  type StudioApi,
 } from './api.js';
 
 const DEFAULT_GENE_MATCHES = 20;
 const MAX_GENE_MATCHES = 200;
 const TOP_GENES = 10;
 
+/** Largest import the API takes (GeoJSON with every spot as a 32-gon runs to ~1 kB a spot). */
+const MAX_IMPORT_CHARS = 256 * 1024 * 1024;
+
+export interface StudioOptions {
+  /** Where slide pyramids are cached. */
+  readonly cacheDir: string;
+  /**
+   * The project folder (its database holds the class palette, annotations and their history). Without one, the
+   * annotation calls fail with a message saying so.
+   */
+  readonly projectDir?: string | null;
+}
+
 export class Studio implements StudioApi {
   private readonly sections = new Map<string, Section>();
+  /** Open section id -> its id in the project database. */
+  private readonly projectIds = new Map<string, number>();
   private readonly expression = new WeakMap<Section, SectionExpression>();
   private nextId = 1;
+  private annotations: Annotations | null = null;
   readonly slides: SlideCache;
+  readonly projectDir: string | null;
 
-  constructor(options: { cacheDir: string }) {
+  constructor(options: StudioOptions) {
     this.slides = new SlideCache(options.cacheDir);
+    this.projectDir = options.projectDir ? resolve(options.projectDir) : null;
+  }
+
+  /** Closes the project database (tests, shutdown); a later annotation call opens it again. */
+  close(): void {
+    this.annotations?.close();
+    this.annotations = null;
   }
 
   async listSections(): Promise<SectionSummary[]> {
-    return [...this.sections].map(([id, section]) => summarize(id, section));
+    return [...this.sections].map(([id, section]) => summarize(id, section, this.labelsOf(id, section)));
   }
 
   async openPath(path: string): Promise<OpenPathResult> {
@@ -48,7 +84,16 @@ export class Studio implements StudioApi {
   addSection(section: Section): SectionSummary {
     const id = `s${this.nextId++}`;
     this.sections.set(id, section);
-    return summarize(id, section);
+    // Registered in the project at once, so its annotations are found again in the next session.
+    // (A project that cannot be opened leaves the section viewable; annotation calls then report why.)
+    if (this.projectDir) {
+      try {
+        this.projectId(id);
+      } catch {
+        // Reported by the annotation calls.
+      }
+    }
+    return summarize(id, section, this.labelsOf(id, section));
   }
 
   async getSpots(sectionId: string): Promise<SectionSpots> {
@@ -64,7 +109,7 @@ export class Studio implements StudioApi {
       inTissue: Array.from(spots.inTissue, (v) => v === 1),
       diameter: diameter === null ? null : diameter * scale,
       micronsPerPixel: section.micronsPerPixel ? section.micronsPerPixel / scale : null,
-      labels: Object.fromEntries([...section.labels].map(([name, column]) => [name, [...column]])),
+      labels: Object.fromEntries([...this.labelsOf(sectionId, section)].map(([name, column]) => [name, [...column]])),
     };
   }
 
@@ -102,9 +147,231 @@ export class Studio implements StudioApi {
       inTissue: spots.inTissue[spotIndex] === 1,
       totalCounts,
       nnz,
-      labels: Object.fromEntries([...section.labels].map(([name, column]) => [name, column[spotIndex]])),
+      labels: Object.fromEntries(
+        [...this.labelsOf(sectionId, section)].map(([name, column]) => [name, column[spotIndex]]),
+      ),
       topGenes,
     };
+  }
+
+  // --- Annotation ---
+
+  async listClasses(): Promise<AnnotationClassInfo[]> {
+    return this.project().classes().map(classInfo);
+  }
+
+  async createClass(name: string, color?: string | null): Promise<AnnotationClassInfo> {
+    if (typeof name !== 'string') throw new Error('createClass: the name must be a string');
+    if (color !== undefined && color !== null && typeof color !== 'string') {
+      throw new Error('createClass: the colour must be a string (#rrggbb)');
+    }
+    return classInfo(this.project().createClass(name, color ?? null));
+  }
+
+  async renameClass(classId: number, name: string): Promise<AnnotationClassInfo[]> {
+    if (typeof name !== 'string') throw new Error('renameClass: the name must be a string');
+    this.project().renameClass(classIdOf(classId), name);
+    return this.listClasses();
+  }
+
+  async recolorClass(classId: number, color: string): Promise<AnnotationClassInfo[]> {
+    if (typeof color !== 'string') throw new Error('recolorClass: the colour must be a string (#rrggbb)');
+    this.project().recolorClass(classIdOf(classId), color);
+    return this.listClasses();
+  }
+
+  async reorderClasses(classIds: number[]): Promise<AnnotationClassInfo[]> {
+    if (!Array.isArray(classIds)) throw new Error('reorderClasses: expected an array of class ids');
+    this.project().reorderClasses(classIds.map(classIdOf));
+    return this.listClasses();
+  }
+
+  async deleteClass(classId: number): Promise<AnnotationClassInfo[]> {
+    this.project().deleteClass(classIdOf(classId));
+    return this.listClasses();
+  }
+
+  async getAnnotations(sectionId: string): Promise<SectionAnnotations> {
+    const section = this.section(sectionId);
+    const project = this.project();
+    const key = this.projectId(sectionId);
+    const scale = section.image?.scale ?? 1;
+    return {
+      labels: [...project.labelColumn(key, section.spots.ids)],
+      regions: project.regions(key).map((region) => ({
+        id: region.id,
+        classId: region.classId,
+        name: region.name,
+        polygons: polygonsOf(region.geometry).map((rings) =>
+          rings.map((ring) => ring.map(([x, y]): [number, number] => [x * scale, y * scale])),
+        ),
+      })),
+      canUndo: project.canUndo(key),
+      canRedo: project.canRedo(key),
+    };
+  }
+
+  async labelSpots(sectionId: string, spotIndices: number[], classId: number | null): Promise<SectionAnnotations> {
+    const section = this.section(sectionId);
+    if (!Array.isArray(spotIndices)) throw new Error('labelSpots: expected an array of spot indices');
+    const { ids } = section.spots;
+    const spots = spotIndices.map((index) => {
+      if (!Number.isInteger(index) || index < 0 || index >= ids.length) {
+        throw new Error(`labelSpots: no spot ${String(index).slice(0, 32)} in ${section.name}`);
+      }
+      return ids[index];
+    });
+    this.project().labelSpots(this.projectId(sectionId), spots, classId === null ? null : classIdOf(classId));
+    return this.getAnnotations(sectionId);
+  }
+
+  async addRegion(sectionId: string, polygon: [number, number][], classId: number | null): Promise<SectionAnnotations> {
+    const section = this.section(sectionId);
+    if (!Array.isArray(polygon) || polygon.length < 3) throw new Error('addRegion: a polygon needs 3 points or more');
+    const scale = section.image?.scale ?? 1;
+    // Slide pixels -> full-resolution pixels, where the project keeps geometry.
+    const ring: Position[] = polygon.map((point) => {
+      if (
+        !Array.isArray(point) ||
+        point.length !== 2 ||
+        !point.every((v) => typeof v === 'number' && Number.isFinite(v))
+      )
+        throw new Error('addRegion: every point must be [x, y] (finite numbers)');
+      return [point[0] / scale, point[1] / scale];
+    });
+    const [fx, fy] = ring[0];
+    const [lx, ly] = ring[ring.length - 1];
+    if (fx !== lx || fy !== ly) ring.push([fx, fy]);
+    const geometry = { type: 'Polygon' as const, coordinates: [ring] };
+    const project = this.project();
+    const cls = classId === null ? null : project.class(classIdOf(classId));
+    if (classId !== null && !cls) throw new Error(`addRegion: no class with id ${classId}`);
+    // Region and the labels of the spots inside it: one change (one undo step).
+    const labels = new Map<string, string | null>();
+    if (cls) for (const i of spotsInside(geometry, section.spots)) labels.set(section.spots.ids[i], cls.name);
+    project.importAnnotations(this.projectId(sectionId), {
+      labels,
+      regions: [{ geometry, className: cls?.name ?? null, name: null }],
+    });
+    return this.getAnnotations(sectionId);
+  }
+
+  async deleteRegion(sectionId: string, regionId: string): Promise<SectionAnnotations> {
+    const project = this.project();
+    const region = typeof regionId === 'string' ? project.region(regionId.toLowerCase()) : undefined;
+    if (!region || region.sectionId !== this.projectId(sectionId)) {
+      throw new Error(`deleteRegion: no region ${String(regionId).slice(0, 64)} in this section`);
+    }
+    project.deleteRegion(region.id);
+    return this.getAnnotations(sectionId);
+  }
+
+  async undo(sectionId: string): Promise<SectionAnnotations> {
+    this.project().undo(this.projectId(sectionId));
+    return this.getAnnotations(sectionId);
+  }
+
+  async redo(sectionId: string): Promise<SectionAnnotations> {
+    this.project().redo(this.projectId(sectionId));
+    return this.getAnnotations(sectionId);
+  }
+
+  async exportAnnotations(
+    sectionId: string,
+    format: AnnotationFormat,
+    path?: string | null,
+  ): Promise<AnnotationExport> {
+    const section = this.section(sectionId);
+    const project = this.project();
+    const key = this.projectId(sectionId);
+    let text: string;
+    if (format === 'geojson') {
+      const collection = annotationsToGeoJson(project, key, {
+        spots: section.spots,
+        spotDiameter: spotDiameterPixels(section),
+      });
+      text = JSON.stringify(collection) + '\n';
+    } else if (format === 'csv') {
+      text = labelsToCsv(project, key, section.spots.ids);
+    } else {
+      throw new Error(
+        `exportAnnotations: unknown format ${JSON.stringify(String(format).slice(0, 32))} (geojson or csv)`,
+      );
+    }
+    let written: string | null = null;
+    if (path !== undefined && path !== null) {
+      if (typeof path !== 'string' || !isAbsolute(path))
+        throw new Error('exportAnnotations: the path must be absolute');
+      await writeFileAtomic(path, text);
+      written = path;
+    }
+    const stem = basename(section.name).replace(/[^\w.-]+/g, '_') || 'section';
+    return { format, fileName: `${stem}-annotations.${format}`, text, path: written };
+  }
+
+  async importAnnotations(sectionId: string, format: AnnotationFormat, text: string): Promise<AnnotationImportReport> {
+    const section = this.section(sectionId);
+    if (typeof text !== 'string') throw new Error('importAnnotations: the text must be a string');
+    if (text.length > MAX_IMPORT_CHARS) throw new Error('importAnnotations: the file is too large');
+    const project = this.project();
+    const key = this.projectId(sectionId);
+    const file = `the uploaded ${format === 'csv' ? 'CSV' : 'GeoJSON'} file`;
+    const report =
+      format === 'geojson'
+        ? importGeoJsonText(project, key, text, file, {
+            spots: section.spots,
+            spotDiameter: spotDiameterPixels(section),
+          })
+        : format === 'csv'
+          ? importCsvText(project, key, text, file, { spotIds: section.spots.ids })
+          : null;
+    if (!report) {
+      throw new Error(
+        `importAnnotations: unknown format ${JSON.stringify(String(format).slice(0, 32))} (geojson or csv)`,
+      );
+    }
+    return {
+      spotsChanged: report.spotsChanged,
+      regionsAdded: report.regionsAdded,
+      classesCreated: report.classesCreated,
+      warnings: report.warnings,
+      annotations: await this.getAnnotations(sectionId),
+    };
+  }
+
+  /** The project, opened on first use. */
+  private project(): Annotations {
+    if (!this.projectDir) throw new Error('annotation needs a project folder, and none was given');
+    this.annotations ??= Annotations.openProject(this.projectDir);
+    return this.annotations;
+  }
+
+  private projectId(sectionId: string): number {
+    const section = this.section(sectionId);
+    let id = this.projectIds.get(sectionId);
+    if (id === undefined) {
+      id = this.project().db.registerSection(sectionInfo(section)).id;
+      this.projectIds.set(sectionId, id);
+    }
+    return id;
+  }
+
+  /** A section's label columns, with its annotations as the column ANNOTATION_COLUMN when there is a project. */
+  private labelsOf(sectionId: string, section: Section): ReadonlyMap<string, LabelColumn> {
+    let annotations: LabelColumn;
+    try {
+      if (!this.projectDir) return section.labels;
+      annotations = this.project().labelColumn(this.projectId(sectionId), section.spots.ids);
+    } catch {
+      return section.labels;
+    }
+    const labels = new Map<string, LabelColumn>();
+    for (const [name, column] of section.labels) {
+      // A column of the file with the same name keeps its values under another name.
+      labels.set(name === ANNOTATION_COLUMN ? `${name} (file)` : name, column);
+    }
+    labels.set(ANNOTATION_COLUMN, annotations);
+    return labels;
   }
 
   private section(id: string): Section {
@@ -121,7 +388,20 @@ export class Studio implements StudioApi {
   }
 }
 
-export function summarize(id: string, section: Section): SectionSummary {
+function classInfo(cls: AnnotationClass): AnnotationClassInfo {
+  return { id: cls.id, name: cls.name, color: cls.color };
+}
+
+function classIdOf(value: unknown): number {
+  if (!Number.isInteger(value)) throw new Error(`not a class id: ${String(value).slice(0, 32)}`);
+  return value as number;
+}
+
+export function summarize(
+  id: string,
+  section: Section,
+  labels: ReadonlyMap<string, LabelColumn> = section.labels,
+): SectionSummary {
   const inTissue = (spot: number) => section.spots.inTissue[spot] === 1;
   let spots = 0;
   section.spots.inTissue.forEach((v) => (spots += v));
@@ -135,7 +415,7 @@ export function summarize(id: string, section: Section): SectionSummary {
     image: section.image ? { width: section.image.width, height: section.image.height } : null,
     micronsPerPixel: section.micronsPerPixel,
     spotDiameterMicrons: section.spotDiameterMicrons,
-    labels: Object.fromEntries([...section.labels].map(([name, column]) => [name, labelCounts(column, inTissue)])),
+    labels: Object.fromEntries([...labels].map(([name, column]) => [name, labelCounts(column, inTissue)])),
     warnings: [...section.warnings],
   };
 }

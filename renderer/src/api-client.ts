@@ -2,6 +2,10 @@
 // HTTP to the browser-mode server. The rest of the renderer sees only `Api`.
 
 import type {
+  AnnotationClassInfo,
+  AnnotationExport,
+  AnnotationImportReport,
+  SectionAnnotations,
   GeneSummary,
   GeneValues,
   OpenPathResult,
@@ -98,5 +102,23 @@ export function createApi(): Api {
       >,
     getGeneValues: (sectionId, gene) => call('getGeneValues', [sectionId, gene]) as Promise<GeneValues>,
     getSpotDetails: (sectionId, spotIndex) => call('getSpotDetails', [sectionId, spotIndex]) as Promise<SpotDetails>,
+    listClasses: () => call('listClasses', []) as Promise<AnnotationClassInfo[]>,
+    createClass: (name, color) => call('createClass', [name, color ?? null]) as Promise<AnnotationClassInfo>,
+    renameClass: (id, name) => call('renameClass', [id, name]) as Promise<AnnotationClassInfo[]>,
+    recolorClass: (id, color) => call('recolorClass', [id, color]) as Promise<AnnotationClassInfo[]>,
+    reorderClasses: (ids) => call('reorderClasses', [ids]) as Promise<AnnotationClassInfo[]>,
+    deleteClass: (id) => call('deleteClass', [id]) as Promise<AnnotationClassInfo[]>,
+    getAnnotations: (sectionId) => call('getAnnotations', [sectionId]) as Promise<SectionAnnotations>,
+    labelSpots: (sectionId, spots, classId) =>
+      call('labelSpots', [sectionId, spots, classId]) as Promise<SectionAnnotations>,
+    addRegion: (sectionId, polygon, classId) =>
+      call('addRegion', [sectionId, polygon, classId]) as Promise<SectionAnnotations>,
+    deleteRegion: (sectionId, regionId) => call('deleteRegion', [sectionId, regionId]) as Promise<SectionAnnotations>,
+    undo: (sectionId) => call('undo', [sectionId]) as Promise<SectionAnnotations>,
+    redo: (sectionId) => call('redo', [sectionId]) as Promise<SectionAnnotations>,
+    exportAnnotations: (sectionId, format, path) =>
+      call('exportAnnotations', [sectionId, format, path ?? null]) as Promise<AnnotationExport>,
+    importAnnotations: (sectionId, format, text) =>
+      call('importAnnotations', [sectionId, format, text]) as Promise<AnnotationImportReport>,
   };
 }

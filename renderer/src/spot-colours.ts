@@ -43,6 +43,8 @@ export function labelColours(
   classOrder: readonly string[],
   shown: Uint8Array,
   hidden: ReadonlySet<string>,
+  /** Colours of their own for some classes (an annotation palette); the others take the fixed palette's. */
+  colors?: ReadonlyMap<string, string>,
 ): SpotColouring {
   const classes = new Map<string, number>(classOrder.map((name, k) => [name, k]));
   const counts: number[] = classOrder.map(() => 0);
@@ -64,7 +66,8 @@ export function labelColours(
     counts[k]++;
     classOf[i] = k;
   }
-  const rgb = [...classes.keys()].map((_, k) => hexRgb(classColor(k)));
+  const colorOf = (name: string, k: number) => colors?.get(name) ?? classColor(k);
+  const rgb = [...classes.keys()].map((name, k) => hexRgb(colorOf(name, k)));
   const off = [...classes.keys()].map((name) => hidden.has(name));
   const hideUnlabelled = hidden.has(UNLABELLED);
   const colours = new Uint8Array(shown.length * 4);
@@ -87,7 +90,7 @@ export function labelColours(
   }
   const legend: LegendEntry[] = [];
   [...classes.keys()].forEach((name, k) => {
-    if (counts[k] > 0) legend.push({ name, color: classColor(k), count: counts[k], hidden: off[k] });
+    if (counts[k] > 0) legend.push({ name, color: colorOf(name, k), count: counts[k], hidden: off[k] });
   });
   if (unlabelled > 0) legend.push({ name: UNLABELLED, color: null, count: unlabelled, hidden: hideUnlabelled });
   return { colours, legend, visible };

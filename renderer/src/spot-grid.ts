@@ -71,6 +71,26 @@ export class SpotGrid {
     return best;
   }
 
+  /** Calls `visit` for every spot whose centre lies within `radius` of (px, py). */
+  within(px: number, py: number, radius: number, visit: (spot: number) => void): void {
+    const c0 = this.colOf(px - radius);
+    const c1 = this.colOf(px + radius);
+    const r0 = this.rowOf(py - radius);
+    const r1 = this.rowOf(py + radius);
+    const r2 = radius * radius;
+    for (let r = r0; r <= r1; r++) {
+      for (let c = c0; c <= c1; c++) {
+        const cell = this.cellIndex(c, r);
+        for (let k = this.start[cell]; k < this.start[cell + 1]; k++) {
+          const i = this.items[k];
+          const dx = this.x[i] - px;
+          const dy = this.y[i] - py;
+          if (dx * dx + dy * dy <= r2) visit(i);
+        }
+      }
+    }
+  }
+
   private colOf(x: number): number {
     return Math.min(this.cols - 1, Math.max(0, Math.floor((x - this.x0) / this.cell)));
   }

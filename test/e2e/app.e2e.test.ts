@@ -2,7 +2,7 @@
 // server, on the bundled demo and a second HER2ST section. Needs `npm run build` (npm test does it) and Debian's
 // chromium; skips with the reason otherwise.
 
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
@@ -413,5 +413,219 @@ describe.skipIf(skipReason !== null)('DELST Studio in Chromium (browser mode)', 
     // The 400 answers to the bad paths above are expected console noise from fetch.
     const unexpected = problems.filter((text) => !/status of 400/.test(text));
     expect(unexpected).toEqual([]);
+  });
+});
+
+describe.skipIf(skipReason !== null)('Annotation in Chromium (browser mode, a temporary project)', () => {
+  let studio: Studio;
+  let server: BrowserServer;
+  let browser: Browser;
+  let page: Page;
+  let scratch: string;
+  let id: string;
+  let spots: SectionSpots;
+  const problems: string[] = [];
+  const CANCER = 'invasive cancer';
+  const IMMUNE = 'immune infiltrate';
+
+  beforeAll(async () => {
+    scratch = mkdtempSync(join(tmpdir(), 'delst-e2e-annotate-'));
+    const cacheDir = join(root, '.delst-cache', 'e2e');
+    mkdirSync(cacheDir, { recursive: true });
+    studio = new Studio({ cacheDir, projectDir: join(scratch, 'project') });
+    [{ id }] = (await studio.openPath(demo)).opened;
+    spots = await studio.getSpots(id);
+    server = await startBrowserServer({ studio, rendererDir });
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+    page = await browser.newPage({ viewport: { width: 1400, height: 860 }, acceptDownloads: true });
+    page.on('console', (message) => {
+      if (message.type() === 'error') problems.push(message.text());
+    });
+    page.on('pageerror', (error) => problems.push(error.message));
+    await page.goto(`${server.url}&drawer=canvas&overlay=webgl`);
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await server?.close();
+    studio?.close();
+    if (scratch) rmSync(scratch, { recursive: true, force: true });
+  });
+
+  const stage = () => page.locator('[data-testid=slide]');
+
+  /** A spot's centre in page coordinates. */
+  async function spotOnPage(index: number): Promise<{ x: number; y: number }> {
+    const box = (await stage().boundingBox())!;
+    const p = onScreen(await stage().getAttribute('data-view'), spots, index);
+    return { x: box.x + p.x, y: box.y + p.y };
+  }
+
+  async function legendCount(name: string): Promise<number> {
+    const entry = page.locator(`[data-testid=legend-entry][data-class="${name}"]`);
+    return (await entry.count()) === 0 ? 0 : Number(await entry.getAttribute('data-count'));
+  }
+
+  /** Labels by class name, as the core has them now. */
+  async function labelled(name: string): Promise<number[]> {
+    const { labels } = await studio.getAnnotations(id);
+    return labels.flatMap((label, i) => (label === name ? [i] : []));
+  }
+
+  async function pickClass(name: string): Promise<void> {
+    await page.locator(`[data-testid=class-item][data-class-name="${name}"] [data-testid=class-pick]`).click();
+  }
+
+  async function settled(): Promise<void> {
+    await expect.poll(() => stage().getAttribute('data-annotate-busy')).toBe('false');
+  }
+
+  /** In-tissue spots near the middle of the tissue, nearest first. */
+  function middleSpots(): number[] {
+    const inside = spots.ids.map((_, i) => i).filter((i) => spots.inTissue[i]);
+    const cx = inside.reduce((s, i) => s + spots.x[i], 0) / inside.length;
+    const cy = inside.reduce((s, i) => s + spots.y[i], 0) / inside.length;
+    return inside.sort(
+      (a, b) => Math.hypot(spots.x[a] - cx, spots.y[a] - cy) - Math.hypot(spots.x[b] - cx, spots.y[b] - cy),
+    );
+  }
+
+  it('enters annotate mode: the palette shows, spots are coloured by the annotations column', async () => {
+    await expect.poll(() => stage().getAttribute('data-tiles-loaded'), { timeout: 60_000 }).toBe('true');
+    await expect.poll(() => stage().getAttribute('data-spots-drawn')).not.toBe(null);
+    await page.locator('[data-testid=annotate-toggle]').click();
+    expect(await stage().getAttribute('data-annotating')).toBe('true');
+    expect(await page.locator('[data-testid=label-select]').inputValue()).toBe('annotations');
+    const items = page.locator('[data-testid=class-item]');
+    // The HER2ST classes and the erase pseudo-class.
+    await expect.poll(() => items.count()).toBe(8);
+    expect(await page.locator('[data-testid=legend-entry]').count()).toBe(1);
+  });
+
+  it('labels a clicked spot; a brush stroke labels more; undo takes the stroke back', async () => {
+    const order = middleSpots();
+    const first = order[0];
+    await pickClass(CANCER);
+    await page.locator('[data-testid=tool-click]').click();
+    const p = await spotOnPage(first);
+    await page.mouse.click(p.x, p.y);
+    await expect.poll(() => legendCount(CANCER)).toBe(1);
+    expect(await labelled(CANCER)).toEqual([first]);
+
+    // A brush stroke from that spot 80 px to the right: one change, several spots.
+    await page.locator('[data-testid=tool-brush]').click();
+    await page.mouse.move(p.x, p.y);
+    await page.mouse.down();
+    await page.mouse.move(p.x + 80, p.y, { steps: 12 });
+    await page.mouse.up();
+    await settled();
+    await expect.poll(() => legendCount(CANCER)).toBeGreaterThan(2);
+    const afterBrush = await labelled(CANCER);
+    expect(await legendCount(CANCER)).toBe(afterBrush.length);
+    // The view did not pan under the brush.
+    expect((await spotOnPage(first)).x).toBeCloseTo(p.x, 0);
+
+    await page.locator('[data-testid=undo]').click();
+    await expect.poll(() => legendCount(CANCER)).toBe(1);
+    expect(await labelled(CANCER)).toEqual([first]);
+  });
+
+  it('labels the spots inside a lasso', async () => {
+    const order = middleSpots();
+    await pickClass(IMMUNE);
+    await page.locator('[data-testid=tool-lasso]').click();
+    // A circle of 70 px around a spot some way from the first one.
+    const centre = await spotOnPage(order[40]);
+    const radius = 70;
+    const ring = Array.from({ length: 33 }, (_, k) => {
+      const a = (k / 32) * 2 * Math.PI;
+      return { x: centre.x + radius * Math.cos(a), y: centre.y + radius * Math.sin(a) };
+    });
+    await page.mouse.move(ring[0].x, ring[0].y);
+    await page.mouse.down();
+    for (const q of ring.slice(1)) await page.mouse.move(q.x, q.y);
+    await page.mouse.up();
+    await settled();
+    const inside: number[] = [];
+    const outside: number[] = [];
+    for (let i = 0; i < spots.ids.length; i++) {
+      if (!spots.inTissue[i]) continue;
+      const q = await spotOnPage(i);
+      const d = Math.hypot(q.x - centre.x, q.y - centre.y);
+      if (d < radius - 3) inside.push(i);
+      else if (d > radius + 3) outside.push(i);
+    }
+    expect(inside.length).toBeGreaterThan(3);
+    await expect.poll(async () => (await labelled(IMMUNE)).length).toBeGreaterThanOrEqual(inside.length);
+    const got = new Set(await labelled(IMMUNE));
+    for (const i of inside) expect(got.has(i), spots.ids[i]).toBe(true);
+    for (const i of outside) expect(got.has(i), spots.ids[i]).toBe(false);
+    expect(await legendCount(IMMUNE)).toBe(got.size);
+  });
+
+  it('keeps a polygon as a region, drawn as an outline', async () => {
+    await pickClass('breast glands');
+    await page.locator('[data-testid=tool-polygon]').click();
+    const box = (await stage().boundingBox())!;
+    const corners = [
+      { x: box.x + box.width * 0.7, y: box.y + box.height * 0.3 },
+      { x: box.x + box.width * 0.78, y: box.y + box.height * 0.3 },
+      { x: box.x + box.width * 0.74, y: box.y + box.height * 0.42 },
+    ];
+    for (const c of corners) {
+      await page.mouse.click(c.x, c.y);
+      await page.waitForTimeout(350);
+    }
+    await page.keyboard.press('Enter');
+    await settled();
+    await expect.poll(() => page.locator('[data-testid=region]').count()).toBe(1);
+    expect((await studio.getAnnotations(id)).regions).toHaveLength(1);
+    await page.locator('[data-testid=tool-click]').click();
+    await page.mouse.move(5, 5);
+    await page.waitForTimeout(300);
+    mkdirSync(join(root, 'test-results'), { recursive: true });
+    await page.screenshot({ path: join(root, 'test-results', 'app-annotate.png') });
+  });
+
+  it('exports GeoJSON with the labelled spots, for download', async () => {
+    const [download] = await Promise.all([
+      page.waitForEvent('download'),
+      page.locator('[data-testid=export-geojson]').click(),
+    ]);
+    expect(download.suggestedFilename()).toMatch(/-annotations\.geojson$/);
+    const text = readFileSync(await download.path(), 'utf8');
+    const collection = JSON.parse(text) as {
+      features: { properties: { objectType: string; name?: string; classification?: { name: string } } }[];
+    };
+    const byName = new Map(
+      collection.features
+        .filter((f) => f.properties.objectType === 'detection')
+        .map((f) => [f.properties.name, f.properties.classification?.name ?? null]),
+    );
+    for (const name of [CANCER, IMMUNE]) {
+      for (const i of await labelled(name)) expect(byName.get(spots.ids[i])).toBe(name);
+    }
+    expect(collection.features.filter((f) => f.properties.objectType === 'annotation')).toHaveLength(1);
+  });
+
+  it('shows the labels again after a reload; Ctrl+Z undoes the last change', async () => {
+    const cancer = (await labelled(CANCER)).length;
+    const immune = (await labelled(IMMUNE)).length;
+    await page.reload();
+    await expect.poll(() => stage().getAttribute('data-tiles-loaded'), { timeout: 60_000 }).toBe('true');
+    await page.locator('[data-testid=label-select]').selectOption('annotations');
+    await expect.poll(() => legendCount(CANCER)).toBe(cancer);
+    expect(await legendCount(IMMUNE)).toBe(immune);
+    await page.locator('[data-testid=annotate-toggle]').click();
+    await expect.poll(() => page.locator('[data-testid=region]').count()).toBe(1);
+    await page.mouse.move(5, 5);
+    await page.keyboard.press('Control+z');
+    await expect.poll(() => page.locator('[data-testid=region]').count()).toBe(0);
+    await page.keyboard.press('Control+Shift+z');
+    await expect.poll(() => page.locator('[data-testid=region]').count()).toBe(1);
+  });
+
+  it('ran without page errors', () => {
+    expect(problems).toEqual([]);
   });
 });

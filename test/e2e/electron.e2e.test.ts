@@ -27,7 +27,8 @@ describe.skipIf(skipReason !== null)('DELST Studio in Electron', () => {
       executablePath: binary ?? undefined,
       // Chromium refuses its sandbox as root (containers, CI).
       args: [...(process.getuid?.() === 0 ? ['--no-sandbox'] : []), main],
-      env: { ...process.env, DELST_CACHE_DIR: cacheDir },
+      // A project of its own, not the user's.
+      env: { ...process.env, DELST_CACHE_DIR: cacheDir, DELST_PROJECT_DIR: join(root, '.delst-cache', 'e2e-project') },
     });
     try {
       const win = await app.firstWindow();

@@ -7,6 +7,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type {
+  AnnotationClassInfo,
+  AnnotationExport,
+  AnnotationImportReport,
+  SectionAnnotations,
   GeneSummary,
   GeneValues,
   OpenPathResult,
@@ -87,7 +91,50 @@ class FakeStudio implements StudioApi {
     this.calls.push(['getSpotDetails', [sectionId, spotIndex]]);
     return { index: spotIndex, id: 'a', inTissue: true, totalCounts: 3, nnz: 1, labels: {}, topGenes: [] };
   }
+
+  // Annotation: recorded, answered with fixed values (the real ones are tested in annotation-api.test.ts).
+  private palette(method: string, args: unknown[]): Promise<AnnotationClassInfo[]> {
+    this.calls.push([method, args]);
+    return Promise.resolve([CLASS]);
+  }
+
+  private annotations(method: string, args: unknown[]): Promise<SectionAnnotations> {
+    this.calls.push([method, args]);
+    return Promise.resolve(ANNOTATIONS);
+  }
+
+  listClasses = () => this.palette('listClasses', []);
+  createClass = async (name: string, color?: string | null) => (await this.palette('createClass', [name, color]))[0];
+  renameClass = (id: number, name: string) => this.palette('renameClass', [id, name]);
+  recolorClass = (id: number, color: string) => this.palette('recolorClass', [id, color]);
+  reorderClasses = (ids: number[]) => this.palette('reorderClasses', [ids]);
+  deleteClass = (id: number) => this.palette('deleteClass', [id]);
+  getAnnotations = (sectionId: string) => this.annotations('getAnnotations', [sectionId]);
+  labelSpots = (sectionId: string, spots: number[], classId: number | null) =>
+    this.annotations('labelSpots', [sectionId, spots, classId]);
+  addRegion = (sectionId: string, polygon: [number, number][], classId: number | null) =>
+    this.annotations('addRegion', [sectionId, polygon, classId]);
+  deleteRegion = (sectionId: string, regionId: string) => this.annotations('deleteRegion', [sectionId, regionId]);
+  undo = (sectionId: string) => this.annotations('undo', [sectionId]);
+  redo = (sectionId: string) => this.annotations('redo', [sectionId]);
+
+  async exportAnnotations(
+    sectionId: string,
+    format: 'geojson' | 'csv',
+    path?: string | null,
+  ): Promise<AnnotationExport> {
+    this.calls.push(['exportAnnotations', [sectionId, format, path]]);
+    return { format, fileName: 'A1-annotations.csv', text: 'spot_id,label\n', path: null };
+  }
+
+  async importAnnotations(sectionId: string, format: 'geojson' | 'csv', text: string): Promise<AnnotationImportReport> {
+    this.calls.push(['importAnnotations', [sectionId, format, text.length]]);
+    return { spotsChanged: 0, regionsAdded: 0, classesCreated: [], warnings: [], annotations: ANNOTATIONS };
+  }
 }
+
+const CLASS: AnnotationClassInfo = { id: 1, name: 'tumour', color: '#d62728' };
+const ANNOTATIONS: SectionAnnotations = { labels: [null], regions: [], canUndo: false, canRedo: false };
 
 const GENE: GeneSummary = { index: 4, symbol: 'ERBB2', id: null, totalCounts: 12, spots: 3 };
 
@@ -346,6 +393,11 @@ describe('browser server', () => {
     expect(
       (await raw('/api/listSections', { method: 'POST', headers, body: `[${'1,'.repeat(600_000)}1]` })).status,
     ).toBe(413);
+    // An uploaded annotation file may be larger than other calls' arguments.
+    const big = JSON.stringify(['s1', 'csv', 'x'.repeat(3_000_000)]);
+    const upload = await raw('/api/importAnnotations', { method: 'POST', headers, body: big });
+    expect(upload.status).toBe(200);
+    expect(studio.calls.at(-1)).toEqual(['importAnnotations', ['s1', 'csv', 3_000_000]]);
     expect((await raw('/', { method: 'POST', headers })).status).toBe(405);
   });
 
