@@ -1,9 +1,15 @@
 // `npm run bench -- NAME [options]`: benchmarks print one JSON object on stdout.
 
+import { benchKernels } from './kernels.js';
 import { benchPyramid } from './pyramid.js';
+import { benchTrain } from './train.js';
+import { benchViewer } from './viewer.js';
 
 const BENCHMARKS: Record<string, (args: string[]) => Promise<object>> = {
+  kernels: benchKernels,
   pyramid: benchPyramid,
+  train: benchTrain,
+  viewer: benchViewer,
 };
 
 const [name, ...args] = process.argv.slice(2);

@@ -1,23 +1,38 @@
 // The `delst` command: everything the app does, headless. Errors print one clear line and exit non-zero.
 
+import { ConfigError } from '../core/engine/config.js';
+import { TrainingError } from '../core/engine/trainer.js';
 import { DataError } from '../core/readers/errors.js';
 import { demoPath } from '../core/resources.js';
+import { UsageError } from './args.js';
+import { EMBED_USAGE, runEmbed } from './embed.js';
 import { formatReport, inspectPath } from './inspect.js';
+import { runTrain, TRAIN_USAGE } from './train.js';
 
 const USAGE = `Usage: delst <command> [options]
 
 Commands:
   inspect [PATH] [--json]   Read a Space Ranger outs/ folder, an AnnData .h5ad or a legacy ST folder and
                             print what was found (default PATH: the bundled demo section)
-  help                      Show this help`;
+  train SECTION... --mode M --epochs N --out DIR [options]
+                            Train (or fine-tune with --init, or continue with --resume) a model
+  embed MODEL SECTION --out FILE.npy
+                            Write per-spot embeddings of a section as .npy files
+  help [COMMAND]            Show this help, or a command's options`;
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   switch (command) {
     case 'inspect':
       return inspect(rest);
-    case undefined:
+    case 'train':
+      return withUsage('train', TRAIN_USAGE, rest, runTrain);
+    case 'embed':
+      return withUsage('embed', EMBED_USAGE, rest, runEmbed);
     case 'help':
+      console.log(rest[0] === 'train' ? TRAIN_USAGE : rest[0] === 'embed' ? EMBED_USAGE : USAGE);
+      return 0;
+    case undefined:
     case '--help':
     case '-h':
       console.log(USAGE);
@@ -25,6 +40,33 @@ async function main(argv: string[]): Promise<number> {
     default:
       console.error(`delst: unknown command '${command}'\n\n${USAGE}`);
       return 2;
+  }
+}
+
+/** Runs a command; `--help` prints its usage, and bad input of any kind is one line naming the command, exit 1. */
+async function withUsage(
+  name: string,
+  usage: string,
+  args: string[],
+  run: (args: string[]) => Promise<number>,
+): Promise<number> {
+  if (args.includes('--help') || args.includes('-h')) {
+    console.log(usage);
+    return 0;
+  }
+  try {
+    return await run(args);
+  } catch (error) {
+    if (
+      error instanceof UsageError ||
+      error instanceof TrainingError ||
+      error instanceof ConfigError ||
+      error instanceof DataError
+    ) {
+      console.error(`delst ${name}: ${error.message}`);
+      return 1;
+    }
+    throw error;
   }
 }
 

@@ -19,3 +19,8 @@ export function packageRoot(): string {
 export function demoPath(): string {
   return resolve(packageRoot(), 'resources', 'demo');
 }
+
+/** The bundled base model users fine-tune from (made by scripts/pretrain-base.ts). */
+export function baseModelPath(): string {
+  return resolve(packageRoot(), 'resources', 'models', 'delst-base');
+}

@@ -284,6 +284,43 @@ async function prune(dir: string, current: string, keep: number): Promise<void> 
   }
 }
 
+/**
+ * Writes the current checkpoint of `from` as a model for distribution at `to`: a flat folder with manifest.json and
+ * weights.bin only (no optimizer state, no checkpoint history), which loadCheckpoint, loadModel and `--init` read.
+ * The folder is built beside `to` and renamed into place; an existing `to` is replaced (moved aside first, removed
+ * after). Returns the written manifest.
+ */
+export async function exportModel(from: string, to: string): Promise<CheckpointManifest> {
+  const checkpoint = await loadCheckpoint(from);
+  const target = path.resolve(to);
+  const parent = path.dirname(target);
+  await fs.mkdir(parent, { recursive: true });
+  const tag = `${process.pid}-${randomBytes(4).toString('hex')}`;
+  const temp = path.join(parent, `${TEMP_PREFIX}${path.basename(target)}-${tag}`);
+  await fs.mkdir(temp);
+  try {
+    const used = checkpoint.manifest.params.reduce((n, p) => Math.max(n, p.offset + p.size), 0);
+    const weights = await writeFloats(path.join(temp, WEIGHTS), checkpoint.weights.subarray(0, used));
+    const manifest: CheckpointManifest = {
+      ...checkpoint.manifest,
+      createdAt: new Date().toISOString(),
+      weights,
+      optimizer: null,
+    };
+    await writeDurably(path.join(temp, MANIFEST), JSON.stringify(manifest, null, 1));
+    await syncFolder(temp);
+    const old = existsSync(target) ? path.join(parent, `${TEMP_PREFIX}${path.basename(target)}-old-${tag}`) : null;
+    if (old) await fs.rename(target, old);
+    await fs.rename(temp, target);
+    await syncFolder(parent);
+    if (old) await fs.rm(old, { recursive: true, force: true });
+    return manifest;
+  } catch (error) {
+    await fs.rm(temp, { recursive: true, force: true });
+    throw error;
+  }
+}
+
 // ---- loading ----------------------------------------------------------------------------------------------------
 
 /** Whether `dir` holds a checkpoint (a pointer or an exported manifest). */
