@@ -147,6 +147,14 @@ async function chooseAndOpen(kind: 'openDirectory' | 'openFile'): Promise<void> 
   const options: Electron.OpenDialogOptions = {
     title: kind === 'openDirectory' ? 'Open a section folder' : 'Open a section file',
     properties: [kind, 'multiSelections'],
+    ...(kind === 'openFile'
+      ? {
+          filters: [
+            { name: 'Sections and H&E images', extensions: ['h5ad', 'h5', 'png', 'jpg', 'jpeg', 'tif', 'tiff', 'svs'] },
+            { name: 'All files', extensions: ['*'] },
+          ],
+        }
+      : {}),
   };
   const result = window ? await dialog.showOpenDialog(window, options) : await dialog.showOpenDialog(options);
   if (!result.canceled) await openPaths(result.filePaths);

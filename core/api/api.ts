@@ -93,6 +93,19 @@ export interface OpenPathResult {
   readonly failed: string[];
 }
 
+/** A path opened successfully, for the slide library's "Recent" list. */
+export interface RecentItem {
+  /** The absolute path that was opened (a file or a folder). */
+  readonly path: string;
+  readonly name: string;
+  /** The SectionFormat of what it opened, or 'mixed' for a folder of several formats. */
+  readonly format: string;
+  /** `source` of each section it opened: an open section with one of these is this item, open already. */
+  readonly sources: string[];
+  /** ISO time of the last open. */
+  readonly openedAt: string;
+}
+
 export interface StudioApi {
   /** Sections open now (the bundled demo on a fresh start). */
   listSections(): Promise<SectionSummary[]>;
@@ -101,6 +114,13 @@ export interface StudioApi {
    * several sections the broken ones come back in `failed` and the others open.
    */
   openPath(path: string): Promise<OpenPathResult>;
+  /**
+   * Paths opened successfully, the most recent first, each once, at most 20: kept in the project database when
+   * there is a project (so they outlive the run), else for this run only.
+   */
+  listRecent(): Promise<RecentItem[]>;
+  /** Closes an open section (its annotations stay in the project); gives the sections still open. */
+  closeSection(sectionId: string): Promise<SectionSummary[]>;
   getSpots(sectionId: string): Promise<SectionSpots>;
   /** Builds the pyramid on first call (cached on disk by content), then answers at once. */
   getSlide(sectionId: string): Promise<SlideInfo | null>;
@@ -196,6 +216,8 @@ export interface AnnotationImportReport {
 export const STUDIO_API_METHODS = [
   'listSections',
   'openPath',
+  'listRecent',
+  'closeSection',
   'getSpots',
   'getSlide',
   'searchGenes',

@@ -4,7 +4,7 @@
 import { basename, isAbsolute, resolve } from 'node:path';
 import { Annotations, type AnnotationClass } from '../project/annotations.js';
 import { labelsToCsv, importCsvText } from '../project/csv.js';
-import { sectionInfo } from '../project/database.js';
+import { MAX_RECENT, sectionInfo, type RecentRecord } from '../project/database.js';
 import { writeFileAtomic } from '../project/files.js';
 import { annotationsToGeoJson, importGeoJsonText } from '../project/geojson.js';
 import { polygonsOf, spotsInside, type Position } from '../project/geometry.js';
@@ -22,6 +22,7 @@ import {
   type GeneSummary,
   type GeneValues,
   type OpenPathResult,
+  type RecentItem,
   type SectionSpots,
   type SectionSummary,
   type SlideInfo,
@@ -53,6 +54,8 @@ export class Studio implements StudioApi {
   private readonly expression = new WeakMap<Section, SectionExpression>();
   private nextId = 1;
   private annotations: Annotations | null = null;
+  /** Recent paths where there is no project (or it cannot be opened), most recent first. */
+  private recentInMemory: RecentRecord[] = [];
   readonly slides: SlideCache;
   readonly projectDir: string | null;
 
@@ -72,9 +75,58 @@ export class Studio implements StudioApi {
   }
 
   async openPath(path: string): Promise<OpenPathResult> {
-    const { sections, failures } = await openSections(resolve(path));
+    if (typeof path !== 'string') throw new Error('openPath: the path must be a string');
+    const full = resolve(path);
+    const { sections, failures } = await openSections(full);
     const opened = sections.map((section) => this.addSection(section));
+    this.remember(full, sections);
     return { opened, failed: failures.map((failure) => failure.message) };
+  }
+
+  async listRecent(): Promise<RecentItem[]> {
+    const project = this.recentProject();
+    const records = project ? project.db.recent() : this.recentInMemory;
+    return records.map((record) => ({ ...record, sources: [...record.sources] }));
+  }
+
+  async closeSection(sectionId: string): Promise<SectionSummary[]> {
+    this.section(sectionId); // names an unknown id
+    // Only this run's view of it goes: its annotations stay in the project, found again when it is reopened.
+    this.sections.delete(sectionId);
+    this.projectIds.delete(sectionId);
+    return this.listSections();
+  }
+
+  /** Records a path that opened, at the top of the recent list (in the project when there is one). */
+  private remember(path: string, sections: readonly Section[]): void {
+    const formats = [...new Set(sections.map((section) => section.format))];
+    const record: RecentRecord = {
+      path,
+      name: sections.length === 1 ? sections[0].name : basename(path) || path,
+      format: formats.length === 1 ? formats[0] : 'mixed',
+      sources: sections.map((section) => section.source),
+      openedAt: new Date().toISOString(),
+    };
+    const project = this.recentProject();
+    if (project) {
+      try {
+        project.db.addRecent(record);
+        return;
+      } catch {
+        // A project that cannot be written keeps the list in memory for this run.
+      }
+    }
+    this.recentInMemory = [record, ...this.recentInMemory.filter((r) => r.path !== path)].slice(0, MAX_RECENT);
+  }
+
+  /** The project for the recent list, or null without one (or when it cannot be opened). */
+  private recentProject(): Annotations | null {
+    if (!this.projectDir) return null;
+    try {
+      return this.project();
+    } catch {
+      return null;
+    }
   }
 
   /**

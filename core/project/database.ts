@@ -105,7 +105,38 @@ export const MIGRATIONS: readonly Migration[] = [
       END;
     `,
   },
+  {
+    version: 2,
+    description: 'recently opened paths',
+    up: `
+      -- What the slide library offers under "Recent": paths opened successfully, at most MAX_RECENT rows; rowid
+      -- order is the order of opening. sources: a JSON array of the sources of the sections that path opened.
+      CREATE TABLE recent (
+        path TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        format TEXT NOT NULL,
+        sources TEXT NOT NULL CHECK (json_valid(sources)),
+        opened_at TEXT NOT NULL
+      );
+    `,
+  },
 ];
+
+/** How many recent paths a project keeps. */
+export const MAX_RECENT = 20;
+
+/** A path opened successfully, for the slide library's "Recent" list. */
+export interface RecentRecord {
+  /** The absolute path that was opened (file or folder). */
+  readonly path: string;
+  readonly name: string;
+  /** The SectionFormat of its sections, or 'mixed' for a folder of several formats. */
+  readonly format: string;
+  /** Sources of the sections it opened (a section's `source`). */
+  readonly sources: readonly string[];
+  /** ISO time of the last open. */
+  readonly openedAt: string;
+}
 
 export interface OpenOptions {
   /** Create the folder and the database when missing (default true). */
@@ -443,6 +474,38 @@ export class ProjectDatabase {
     return this.all<SectionRow>('SELECT * FROM sections ORDER BY id').map(sectionRecord);
   }
 
+  // --- Recent paths ---
+
+  /** Records a path as opened now (moving it to the top when known), keeping the newest MAX_RECENT. */
+  addRecent(item: RecentRecord): void {
+    this.transaction(() => {
+      // Deleted and inserted again, so its rowid is the largest: rowid order is the order of opening, even for
+      // two opens within the same millisecond.
+      this.run('DELETE FROM recent WHERE path = ?', [item.path]);
+      this.run('INSERT INTO recent (path, name, format, sources, opened_at) VALUES (?, ?, ?, ?, ?)', [
+        item.path,
+        item.name,
+        item.format,
+        JSON.stringify(item.sources),
+        item.openedAt,
+      ]);
+      this.run('DELETE FROM recent WHERE rowid NOT IN (SELECT rowid FROM recent ORDER BY rowid DESC LIMIT ?)', [
+        MAX_RECENT,
+      ]);
+    });
+  }
+
+  /** Recent paths, the most recent first. */
+  recent(): RecentRecord[] {
+    return this.all<RecentRow>('SELECT * FROM recent ORDER BY rowid DESC LIMIT ?', [MAX_RECENT]).map((row) => ({
+      path: row.path,
+      name: row.name,
+      format: row.format,
+      sources: parseSources(row.sources),
+      openedAt: row.opened_at,
+    }));
+  }
+
   /**
    * Closes the database, first moving the WAL into the main file so the folder holds one self-contained file
    * (libsql's close leaves the native connection, and so the WAL, to the garbage collector).
@@ -460,6 +523,23 @@ export class ProjectDatabase {
 
   get isOpen(): boolean {
     return this.db.open;
+  }
+}
+
+interface RecentRow {
+  path: string;
+  name: string;
+  format: string;
+  sources: string;
+  opened_at: string;
+}
+
+function parseSources(text: string): string[] {
+  try {
+    const value: unknown = JSON.parse(text);
+    return Array.isArray(value) ? value.filter((v): v is string => typeof v === 'string') : [];
+  } catch {
+    return [];
   }
 }
 

@@ -7,11 +7,15 @@ import { join } from 'node:path';
 import type { Section } from '../section/section.js';
 import { annDataReader } from './anndata.js';
 import { DataError } from './errors.js';
+import { imageOnlyReader } from './image-only.js';
 import { legacyStReader } from './legacy-st.js';
 import type { SectionReader, SectionSource } from './reader.js';
 import { spaceRangerReader } from './spaceranger.js';
 
-const READERS: readonly SectionReader[] = [spaceRangerReader, annDataReader, legacyStReader];
+// The image-only reader comes last, and is asked only about the path itself, never about a folder's entries
+// (findIn): a bare H&E image the user opened is a section, a folder's stray thumbnail is not.
+const READERS: readonly SectionReader[] = [spaceRangerReader, annDataReader, legacyStReader, imageOnlyReader];
+const TOP_LEVEL_ONLY: ReadonlySet<SectionReader> = new Set([imageOnlyReader]);
 const COLLECTION_DEPTH = 2;
 
 /** Every section found at `path` (file or folder); DataError when the path is missing or of no known format. */
@@ -25,7 +29,7 @@ export async function findSections(path: string): Promise<SectionSource[]> {
   if (sources.length === 0) {
     throw new DataError(
       path,
-      'unknown format: expected a Space Ranger outs/ folder, an AnnData .h5ad file or a legacy ST folder (counts table + Spot Detector table)',
+      'unknown format: expected a Space Ranger outs/ folder, an AnnData .h5ad file, a legacy ST folder (counts table + Spot Detector table) or an H&E image file (PNG, JPEG, TIFF)',
     );
   }
   return sources;
@@ -33,6 +37,7 @@ export async function findSections(path: string): Promise<SectionSource[]> {
 
 async function findIn(path: string, depth: number): Promise<SectionSource[]> {
   for (const reader of READERS) {
+    if (depth < COLLECTION_DEPTH && TOP_LEVEL_ONLY.has(reader)) continue;
     const sources = await reader.detect(path);
     if (sources.length > 0) return sources;
   }

@@ -3,7 +3,8 @@
 
 import type { SparseCounts } from './sparse-counts.js';
 
-export type SectionFormat = 'spaceranger' | 'anndata' | 'legacy-st';
+/** 'image': a bare H&E image opened on its own (no spots, no genes). */
+export type SectionFormat = 'spaceranger' | 'anndata' | 'legacy-st' | 'image';
 
 /** Spots as columns (typed arrays), so 100k-spot sections stay compact and fast to scan. */
 export interface SpotTable {

@@ -9,6 +9,7 @@ import type {
   GeneSummary,
   GeneValues,
   OpenPathResult,
+  RecentItem,
   SectionSpots,
   SectionSummary,
   SlideInfo,
@@ -94,6 +95,8 @@ export function createApi(): Api {
     tileUrl,
     listSections: () => call('listSections', []) as Promise<SectionSummary[]>,
     openPath: (path) => call('openPath', [path]) as Promise<OpenPathResult>,
+    listRecent: () => call('listRecent', []) as Promise<RecentItem[]>,
+    closeSection: (sectionId) => call('closeSection', [sectionId]) as Promise<SectionSummary[]>,
     getSpots: (sectionId) => call('getSpots', [sectionId]) as Promise<SectionSpots>,
     getSlide: (sectionId) => call('getSlide', [sectionId]) as Promise<SlideInfo | null>,
     searchGenes: (sectionId, query, limit) =>

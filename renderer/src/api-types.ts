@@ -9,6 +9,7 @@ export type {
   GeneSummary,
   GeneValues,
   OpenPathResult,
+  RecentItem,
   SectionSpots,
   SectionSummary,
   SlideInfo,

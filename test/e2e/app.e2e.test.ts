@@ -629,3 +629,156 @@ describe.skipIf(skipReason !== null)('Annotation in Chromium (browser mode, a te
     expect(problems).toEqual([]);
   });
 });
+
+describe.skipIf(skipReason !== null || !existsSync(second))(
+  'Slide library in Chromium: compare side by side, close, reopen from Recent, a bare image',
+  () => {
+    let studio: Studio;
+    let server: BrowserServer;
+    let browser: Browser;
+    let page: Page;
+    let scratch: string;
+    let demoId: string;
+    let a1: SectionSummary;
+    const problems: string[] = [];
+
+    beforeAll(async () => {
+      scratch = mkdtempSync(join(tmpdir(), 'delst-e2e-library-'));
+      const cacheDir = join(root, '.delst-cache', 'e2e');
+      mkdirSync(cacheDir, { recursive: true });
+      studio = new Studio({ cacheDir, projectDir: join(scratch, 'project') });
+      [a1] = (await studio.openPath(second)).opened;
+      [{ id: demoId }] = (await studio.openPath(demo)).opened;
+      server = await startBrowserServer({ studio, rendererDir });
+      browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+      page = await browser.newPage({ viewport: { width: 1400, height: 860 } });
+      page.on('console', (message) => {
+        if (message.type() === 'error') problems.push(message.text());
+      });
+      page.on('pageerror', (error) => problems.push(error.message));
+      await page.goto(`${server.url}&drawer=canvas&overlay=webgl`);
+    });
+
+    afterAll(async () => {
+      await browser?.close();
+      await server?.close();
+      studio?.close();
+      if (scratch) rmSync(scratch, { recursive: true, force: true });
+    });
+
+    const stageOf = (id: string) => page.locator(`[data-testid=slide][data-section-id="${id}"]`);
+
+    async function loaded(id: string): Promise<void> {
+      await expect.poll(() => stageOf(id).getAttribute('data-tiles-loaded'), { timeout: 60_000 }).toBe('true');
+    }
+
+    /** Screen pixels per image width: equal on both sides when their zooms are linked. */
+    async function imageWidthOnScreen(id: string, width: number): Promise<number> {
+      const [, , ax, ay] = (await stageOf(id).getAttribute('data-view'))!.split(',').map(Number);
+      return Math.hypot(ax, ay) * width;
+    }
+
+    it('shows two sections side by side, each loading its own slide', async () => {
+      await loaded(a1.id);
+      await page.locator('[data-testid=compare-toggle]').click();
+      await expect.poll(() => page.locator('[data-testid=slide]').count()).toBe(2);
+      expect(await page.locator('[data-testid=compare-select]').inputValue()).toBe(demoId);
+      await loaded(a1.id);
+      await loaded(demoId);
+      const left = (await page.locator('[data-testid=pane-left]').boundingBox())!;
+      const right = (await page.locator('[data-testid=pane-right]').boundingBox())!;
+      expect(right.x).toBeGreaterThan(left.x + left.width - 2);
+      expect(Math.abs(left.width - right.width)).toBeLessThan(2);
+      // Each view colours on its own: a label colouring on the left leaves the right in outlines.
+      const [column] = Object.keys(a1.labels).filter((c) => Object.keys(a1.labels[c]).length > 1);
+      await stageOf(a1.id).locator('xpath=..').locator('[data-testid=label-select]').selectOption(column);
+      await expect.poll(() => stageOf(a1.id).getAttribute('data-colour-by')).toBe('label');
+      expect(await stageOf(demoId).getAttribute('data-colour-by')).toBe('none');
+      // Both slides are on screen: tissue (not one flat colour) in each half of a screenshot.
+      await page.locator('[data-testid=pane-left]').getByRole('button', { name: 'Fit to window' }).click();
+      await page.mouse.move(5, 5);
+      await page.waitForTimeout(600);
+      await page.waitForTimeout(300);
+      mkdirSync(join(root, 'test-results'), { recursive: true });
+      const png = await page.screenshot({ path: join(root, 'test-results', 'app-compare.png') });
+      for (const box of [left, right]) {
+        const region = await sharp(png)
+          .extract({
+            left: Math.round(box.x + box.width * 0.25),
+            top: Math.round(box.y + box.height * 0.3),
+            width: Math.round(box.width * 0.5),
+            height: Math.round(box.height * 0.4),
+          })
+          .stats();
+        expect(Math.max(...region.channels.slice(0, 3).map((c) => c.stdev))).toBeGreaterThan(10);
+      }
+    });
+
+    it('links the views: a zoom on the left applies the same relative zoom on the right', async () => {
+      const demoSummary = (await studio.listSections()).find((s) => s.id === demoId)!;
+      await page.locator('[data-testid=link-views]').check();
+      const leftPane = page.locator('[data-testid=pane-left]');
+      for (let i = 0; i < 2; i++) await leftPane.getByRole('button', { name: 'Zoom in' }).click();
+      await page.waitForTimeout(1200); // the zoom animation (0.5 s) and the views following it
+      const left = await imageWidthOnScreen(a1.id, a1.image!.width);
+      const right = await imageWidthOnScreen(demoId, demoSummary.image!.width);
+      expect(left).toBeGreaterThan(0);
+      expect(Math.abs(left - right) / left).toBeLessThan(0.02);
+      // And back the other way: the right drives the left.
+      await page.locator('[data-testid=pane-right]').getByRole('button', { name: 'Zoom out' }).click();
+      await page.waitForTimeout(1200);
+      const left2 = await imageWidthOnScreen(a1.id, a1.image!.width);
+      const right2 = await imageWidthOnScreen(demoId, demoSummary.image!.width);
+      expect(left2).toBeLessThan(left);
+      expect(Math.abs(left2 - right2) / left2).toBeLessThan(0.02);
+      await page.locator('[data-testid=compare-toggle]').click();
+      await expect.poll(() => page.locator('[data-testid=slide]').count()).toBe(1);
+    });
+
+    it('closes a section, keeps it under Recent, and reopens it from there', async () => {
+      await page.locator(`[data-testid=close-section][data-section-id="${a1.id}"]`).click();
+      await expect.poll(() => page.locator('[data-testid=section]').count()).toBe(1);
+      expect((await studio.listSections()).map((s) => s.id)).toEqual([demoId]);
+      const item = page.locator(`[data-testid=recent-item][data-path="${second}"]`);
+      await expect.poll(() => item.getAttribute('data-open')).toBe('false');
+      await item.click();
+      await expect.poll(() => page.locator('[data-testid=section]').count()).toBe(2);
+      const reopened = (await studio.listSections()).find((s) => s.source === a1.source)!;
+      expect(reopened.id).not.toBe(a1.id);
+      await loaded(reopened.id);
+      await expect.poll(() => item.getAttribute('data-open')).toBe('true');
+      // An open one is selected, not opened twice.
+      await page.locator(`[data-testid=section][data-section-id="${demoId}"]`).click();
+      await loaded(demoId);
+      await page.locator(`[data-testid=recent-item][data-path="${demo}"]`).click();
+      await page.locator(`[data-testid=recent-item][data-path="${second}"]`).click();
+      await loaded(reopened.id);
+      expect(await page.locator('[data-testid=section]').count()).toBe(2);
+    });
+
+    it('opens a bare H&E image as an image-only section: the slide, no spots', async () => {
+      const file = join(scratch, 'bare-he.png');
+      await sharp(join(root, 'test-results', 'app-compare.png'))
+        .resize(600)
+        .png()
+        .toFile(file);
+      await page.locator('[data-testid=open-path]').fill(file);
+      await page.locator('[data-testid=open-button]').click();
+      const image = (await studio.listSections()).find((s) => s.source === file);
+      await expect.poll(async () => (await studio.listSections()).some((s) => s.source === file)).toBe(true);
+      const id = image?.id ?? (await studio.listSections()).find((s) => s.source === file)!.id;
+      await loaded(id);
+      expect(await page.locator('[data-testid=image-only]').count()).toBe(1);
+      expect(await page.locator('[data-testid=label-select]').count()).toBe(0);
+      expect(await page.locator('[data-testid=legend]').count()).toBe(0);
+      expect(await stageOf(id).getAttribute('data-spots-drawn')).not.toMatch(/^[1-9]/);
+      expect((await studio.listRecent())[0]).toMatchObject({ path: file, format: 'image' });
+      await page.mouse.move(5, 5);
+      await page.screenshot({ path: join(root, 'test-results', 'app-image-only.png') });
+    });
+
+    it('ran without page errors', () => {
+      expect(problems).toEqual([]);
+    });
+  },
+);

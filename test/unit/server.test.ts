@@ -14,6 +14,7 @@ import type {
   GeneSummary,
   GeneValues,
   OpenPathResult,
+  RecentItem,
   SectionSpots,
   SectionSummary,
   SlideInfo,
@@ -64,6 +65,24 @@ class FakeStudio implements StudioApi {
     if (path === '/bad/counts.tsv') throw new DataError(path, 'line 3: expected 12 columns, found 2');
     if (path === '/boom') throw new TypeError('something internal broke');
     return { opened: [SUMMARY], failed: [] };
+  }
+
+  async listRecent(): Promise<RecentItem[]> {
+    this.calls.push(['listRecent', []]);
+    return [
+      {
+        path: '/data/A1',
+        name: 'A1',
+        format: 'legacy-st',
+        sources: ['/data/A1'],
+        openedAt: '2025-01-01T00:00:00.000Z',
+      },
+    ];
+  }
+
+  async closeSection(sectionId: string): Promise<SectionSummary[]> {
+    this.calls.push(['closeSection', [sectionId]]);
+    return [];
   }
 
   async getSpots(sectionId: string): Promise<SectionSpots> {
@@ -270,6 +289,13 @@ describe('browser server', () => {
     expect(Array.from(new Float32Array(new Uint8Array(Buffer.from(values.raw, 'base64')).buffer))).toEqual([0, 2.5]);
     expect(JSON.parse((await api('getSpotDetails', ['s1', 7])).body).index).toBe(7);
     expect(studio.calls.at(-1)).toEqual(['getSpotDetails', ['s1', 7]]);
+  });
+
+  it('routes the slide library calls (recent paths, closing a section)', async () => {
+    expect((JSON.parse((await api('listRecent', [])).body) as RecentItem[])[0].name).toBe('A1');
+    expect(studio.calls.at(-1)).toEqual(['listRecent', []]);
+    expect(JSON.parse((await api('closeSection', ['s1'])).body)).toEqual([]);
+    expect(studio.calls.at(-1)).toEqual(['closeSection', ['s1']]);
   });
 
   it('does not accept the cookie alone for the API', async () => {
