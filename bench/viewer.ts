@@ -22,18 +22,9 @@ import { packageRoot } from '../core/resources.js';
 import type { Section } from '../core/section/section.js';
 import { SparseCounts } from '../core/section/sparse-counts.js';
 import { startBrowserServer } from '../server/browser-server.js';
+import { CHROMIUM, CHROMIUM_ARGS } from './chromium.js';
 
 const DEFAULT_SLIDE = '/work/shared/data/her2st/B4';
-const CHROMIUM = '/usr/bin/chromium';
-const CHROMIUM_ARGS = [
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-  '--disable-quic',
-];
 const VIEWPORT = { width: 1400, height: 860 };
 const GENES = ['ERBB2', 'GRB7', 'KRT19', 'CD74', 'MGP', 'ACTB'];
 const REGIONS = ['tumour', 'stroma', 'immune', 'adipose', 'normal gland'];

@@ -13,8 +13,8 @@ import { demoPath, packageRoot } from '../core/resources.js';
 import { defaultCacheDir, defaultProjectDir } from '../launch.js';
 import {
   confinedFile,
+  contentSecurityPolicy,
   contentType,
-  OSD_INLINE_STYLE_HASH,
   TILE_PATH,
   tileFormatMatches,
 } from '../server/browser-server.js';
@@ -23,19 +23,7 @@ const SCHEME = 'delst';
 const APP_ORIGIN = `${SCHEME}://app`;
 const API_CHANNEL = 'delst:api';
 
-const CONTENT_SECURITY_POLICY = [
-  "default-src 'self'",
-  "script-src 'self'",
-  `style-src 'self' ${OSD_INLINE_STYLE_HASH}`,
-  `img-src 'self' ${SCHEME}://tiles blob: data:`,
-  `connect-src 'self' ${SCHEME}://tiles`,
-  "font-src 'self'",
-  "worker-src 'self' blob:",
-  "object-src 'none'",
-  "base-uri 'none'",
-  "form-action 'none'",
-  "frame-ancestors 'none'",
-].join('; ');
+const CONTENT_SECURITY_POLICY = contentSecurityPolicy(`${SCHEME}://tiles`);
 
 const COMMON_HEADERS = { 'x-content-type-options': 'nosniff', 'referrer-policy': 'no-referrer' };
 

@@ -5,7 +5,7 @@ import { basename, isAbsolute, resolve } from 'node:path';
 import { Annotations, type AnnotationClass } from '../project/annotations.js';
 import { labelsToCsv, importCsvText } from '../project/csv.js';
 import { MAX_RECENT, sectionInfo, type RecentRecord } from '../project/database.js';
-import { writeFileAtomic } from '../project/files.js';
+import { writeFileAtomic } from '../atomic-write.js';
 import { annotationsToGeoJson, importGeoJsonText } from '../project/geojson.js';
 import { polygonsOf, spotsInside, type Position } from '../project/geometry.js';
 import { openSections } from '../readers/open.js';

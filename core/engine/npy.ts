@@ -1,10 +1,11 @@
 // A minimal NumPy .npy writer (format version 1.0, little-endian float32, C order), for per-spot embeddings that
 // Python reads with numpy.load. Files are written atomically: a temp file beside the target, fsynced, renamed over.
 
-import { randomBytes } from 'node:crypto';
-import fs from 'node:fs/promises';
 import os from 'node:os';
-import path from 'node:path';
+import { writeFileAtomic } from '../atomic-write.js';
+
+// The CLI writes its CSV files with the same atomic write.
+export { writeFileAtomic };
 
 const MAGIC = Uint8Array.from([0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]); // \x93NUMPY
 /** numpy pads the header so that the data starts on a multiple of 64 bytes. */
@@ -54,27 +55,6 @@ export function decodeNpy(bytes: Uint8Array): { shape: number[]; data: Float32Ar
   const data = new Float32Array((buf.length - start) / 4);
   new Uint8Array(data.buffer).set(buf.subarray(start));
   return { shape, data };
-}
-
-/** Writes `contents` to `file` atomically (temp file in the same folder, fsync, rename). */
-export async function writeFileAtomic(file: string, contents: string | Uint8Array): Promise<void> {
-  const temp = path.join(
-    path.dirname(file),
-    `.${path.basename(file)}.${process.pid}-${randomBytes(4).toString('hex')}`,
-  );
-  const handle = await fs.open(temp, 'w');
-  try {
-    await handle.writeFile(contents);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  try {
-    await fs.rename(temp, file);
-  } catch (error) {
-    await fs.rm(temp, { force: true });
-    throw error;
-  }
 }
 
 /** Writes a float32 [shape] array as an .npy file, atomically. */

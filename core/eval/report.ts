@@ -4,7 +4,7 @@
 
 import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { writeFileAtomic } from '../project/files.js';
+import { writeFileAtomic } from '../atomic-write.js';
 import type { GenePredictionResult } from './gene-prediction.js';
 import type { ProbeResult } from './logistic.js';
 import type { Matrix } from './matrix.js';
@@ -32,6 +32,13 @@ export interface ReportInput {
   readonly spots?: { readonly x: ArrayLike<number>; readonly y: ArrayLike<number> };
   /** Genes drawn as maps (default 3, the best by mean correlation of the two predictors). */
   readonly mapGenes?: number;
+  /** Cross-validation folds, each drawn like a single evaluation under its own heading, after the above. */
+  readonly folds?: readonly {
+    readonly title: string;
+    readonly probe?: ReportInput['probe'];
+    readonly genes?: ReportInput['genes'];
+    readonly spots?: ReportInput['spots'];
+  }[];
 }
 
 /** Escapes text for HTML element content and attribute values. */
@@ -363,6 +370,12 @@ export function renderReport(input: ReportInput): string {
   }
   if (input.probe) parts.push(probeSection(input.probe));
   if (input.genes) parts.push(genesSection(input.genes, input));
+  for (const fold of input.folds ?? []) {
+    parts.push(`<section class="fold"><h2>${escapeHtml(fold.title)}</h2>`);
+    if (fold.probe) parts.push(probeSection(fold.probe));
+    if (fold.genes) parts.push(genesSection(fold.genes, { ...input, spots: fold.spots }));
+    parts.push(`</section>`);
+  }
   return (
     `<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">` +
     `<meta name="viewport" content="width=device-width, initial-scale=1">` +

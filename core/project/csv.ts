@@ -8,7 +8,7 @@ import { readFile } from 'node:fs/promises';
 import { DataError } from '../readers/errors.js';
 import { labelValue } from '../section/section.js';
 import type { Annotations, ImportResult } from './annotations.js';
-import { writeFileAtomic } from './files.js';
+import { writeFileAtomic } from '../atomic-write.js';
 
 // --- Export ---
 

@@ -18,7 +18,7 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { DataError } from '../readers/errors.js';
 import { AnnotationError, colorToRgb, normalizeColor, type Annotations, type ImportResult } from './annotations.js';
-import { writeFileAtomic } from './files.js';
+import { writeFileAtomic } from '../atomic-write.js';
 import {
   circleRing,
   GeometryError,

@@ -12,17 +12,7 @@ import type { SectionSpots, SectionSummary } from '../../core/api/api.js';
 import { Studio } from '../../core/api/studio.js';
 import { demoPath, packageRoot } from '../../core/resources.js';
 import { startBrowserServer, type BrowserServer } from '../../server/browser-server.js';
-
-const CHROMIUM = '/usr/bin/chromium';
-const CHROMIUM_ARGS = [
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-  '--disable-quic',
-];
+import { CHROMIUM, CHROMIUM_ARGS } from '../../bench/chromium.js';
 
 const root = packageRoot();
 const rendererDir = join(root, 'dist', 'renderer');

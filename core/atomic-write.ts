@@ -1,4 +1,4 @@
-// Atomic file writes for exports: a reader (or a crash) sees the old file or the new one, never half of one.
+// Atomic file writes of user data and exports: a reader (or a crash) sees the old file or the new one, never half.
 
 import { randomBytes } from 'node:crypto';
 import { open, rename, rm } from 'node:fs/promises';
