@@ -46,6 +46,19 @@ export const TOKEN_HEADER = 'x-delst-token';
 const MAX_BODY_BYTES = 1 << 20;
 /** importAnnotations carries a whole GeoJSON file (every spot a 32-gon: ~1 kB a spot). */
 const MAX_IMPORT_BODY_BYTES = 256 << 20;
+/** uploadSection carries chunks of files in base64: the renderer sends at most 8 MiB of bytes a call. */
+const MAX_UPLOAD_BODY_BYTES = 16 << 20;
+
+/** The body limit of each API method that takes more than MAX_BODY_BYTES. */
+const BODY_LIMITS: Partial<Record<StudioApiMethod, number>> = {
+  importAnnotations: MAX_IMPORT_BODY_BYTES,
+  uploadSection: MAX_UPLOAD_BODY_BYTES,
+};
+
+/** The largest request body the server takes for an API method. */
+export function bodyLimit(method: StudioApiMethod): number {
+  return BODY_LIMITS[method] ?? MAX_BODY_BYTES;
+}
 
 /**
  * OpenSeadragon 6 injects one inline <style> (`@media (hover: none) { .openseadragon-canvas:focus ... }`): allowed
@@ -199,7 +212,7 @@ export async function startBrowserServer(options: BrowserServerOptions): Promise
     }
     let args: unknown;
     try {
-      args = JSON.parse(await readBody(req, name === 'importAnnotations' ? MAX_IMPORT_BODY_BYTES : MAX_BODY_BYTES));
+      args = JSON.parse(await readBody(req, bodyLimit(name as StudioApiMethod)));
     } catch (error) {
       if (error instanceof HttpError) return sendJson(res, error.status, { error: error.message });
       return sendJson(res, 400, { error: 'the body is not valid JSON' });

@@ -164,6 +164,40 @@ export interface StudioApi {
   exportAnnotations(sectionId: string, format: AnnotationFormat, path?: string | null): Promise<AnnotationExport>;
   /** Imports GeoJSON or CSV text over the section's annotations, as one undo step. */
   importAnnotations(sectionId: string, format: AnnotationFormat, text: string): Promise<AnnotationImportReport>;
+
+  // --- Upload (browser mode: files a browser picked, which the server cannot name by path) ---
+
+  /**
+   * Writes files under `<projectDir>/uploads/<name>-<timestamp>/` and opens them as `openPath` would (the folder,
+   * or the file when one file was sent). Large uploads come in several calls: the first (no `uploadId`) gives an
+   * `uploadId`, the next ones pass it, all but the last with `done: false`; nothing is visible under `uploads/`
+   * before the last call, and any error drops the whole upload. Paths are relative and `/`-separated (no `..`,
+   * no absolute paths, no NUL); each file and the whole upload have a size limit (2 GiB by default).
+   */
+  uploadSection(name: string, files: UploadFile[], options?: UploadOptions | null): Promise<UploadSectionResult>;
+}
+
+/** A chunk of an uploaded file. */
+export interface UploadFile {
+  /** Relative to the upload's folder, `/`-separated: `spots.tsv`, `outs/spatial/tissue_hires_image.png`. */
+  readonly path: string;
+  /** Base64 of the chunk's bytes. */
+  readonly data: string;
+  /** Where the chunk starts in the file (0 by default); a file's chunks come in order. */
+  readonly offset?: number;
+}
+
+export interface UploadOptions {
+  /** Continues the upload an earlier call began. */
+  readonly uploadId?: string | null;
+  /** False while more chunks are to come; true (the default) to finish: move into place and open. */
+  readonly done?: boolean;
+}
+
+export interface UploadSectionResult extends OpenPathResult {
+  readonly uploadId: string;
+  /** What was opened (the upload's folder, or its one file) once done; null while chunks are still to come. */
+  readonly path: string | null;
 }
 
 /** The label column under which a section's annotations appear in `labels` of summaries, spots and details. */
@@ -237,5 +271,6 @@ export const STUDIO_API_METHODS = [
   'redo',
   'exportAnnotations',
   'importAnnotations',
+  'uploadSection',
 ] as const satisfies readonly (keyof StudioApi)[];
 export type StudioApiMethod = (typeof STUDIO_API_METHODS)[number];

@@ -1,7 +1,7 @@
 // The core side of the StudioApi: open sections, their spots and their slides. Shells (Electron IPC, the
 // browser-mode server) wrap one Studio and forward calls to it unchanged.
 
-import { basename, isAbsolute, resolve } from 'node:path';
+import { basename, isAbsolute, join, resolve } from 'node:path';
 import { Annotations, type AnnotationClass } from '../project/annotations.js';
 import { labelsToCsv, importCsvText } from '../project/csv.js';
 import { MAX_RECENT, sectionInfo, type RecentRecord } from '../project/database.js';
@@ -28,7 +28,11 @@ import {
   type SlideInfo,
   type SpotDetails,
   type StudioApi,
+  type UploadFile,
+  type UploadOptions,
+  type UploadSectionResult,
 } from './api.js';
+import { Uploads, type UploadLimits } from './upload.js';
 
 const DEFAULT_GENE_MATCHES = 20;
 const MAX_GENE_MATCHES = 200;
@@ -45,6 +49,8 @@ export interface StudioOptions {
    * annotation calls fail with a message saying so.
    */
   readonly projectDir?: string | null;
+  /** Size limits of `uploadSection` (2 GiB a file and in all by default). */
+  readonly uploadLimits?: UploadLimits;
 }
 
 export class Studio implements StudioApi {
@@ -58,10 +64,12 @@ export class Studio implements StudioApi {
   private recentInMemory: RecentRecord[] = [];
   readonly slides: SlideCache;
   readonly projectDir: string | null;
+  private readonly uploads: Uploads | null;
 
   constructor(options: StudioOptions) {
     this.slides = new SlideCache(options.cacheDir);
     this.projectDir = options.projectDir ? resolve(options.projectDir) : null;
+    this.uploads = this.projectDir ? new Uploads(join(this.projectDir, 'uploads'), options.uploadLimits) : null;
   }
 
   /** Closes the project database (tests, shutdown); a later annotation call opens it again. */
@@ -81,6 +89,13 @@ export class Studio implements StudioApi {
     const opened = sections.map((section) => this.addSection(section));
     this.remember(full, sections);
     return { opened, failed: failures.map((failure) => failure.message) };
+  }
+
+  async uploadSection(name: string, files: UploadFile[], options?: UploadOptions | null): Promise<UploadSectionResult> {
+    if (!this.uploads) throw new Error('uploading needs a project folder, and none was given');
+    const { uploadId, finished } = await this.uploads.write(name, files, options);
+    if (!finished) return { uploadId, path: null, opened: [], failed: [] };
+    return { ...(await this.openPath(finished.open)), uploadId, path: finished.open };
   }
 
   async listRecent(): Promise<RecentItem[]> {

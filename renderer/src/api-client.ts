@@ -16,6 +16,7 @@ import type {
   SpotDetails,
   StudioApi,
   StudioApiMethod,
+  UploadSectionResult,
 } from './api-types.js';
 
 /** What electron/preload.cts exposes. */
@@ -123,5 +124,7 @@ export function createApi(): Api {
       call('exportAnnotations', [sectionId, format, path ?? null]) as Promise<AnnotationExport>,
     importAnnotations: (sectionId, format, text) =>
       call('importAnnotations', [sectionId, format, text]) as Promise<AnnotationImportReport>,
+    uploadSection: (name, files, options) =>
+      call('uploadSection', [name, files, options ?? null]) as Promise<UploadSectionResult>,
   };
 }

@@ -16,4 +16,7 @@ export type {
   SpotDetails,
   StudioApi,
   StudioApiMethod,
+  UploadFile,
+  UploadOptions,
+  UploadSectionResult,
 } from '../../core/api/api.js';

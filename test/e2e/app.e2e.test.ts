@@ -13,6 +13,7 @@ import { Studio } from '../../core/api/studio.js';
 import { demoPath, packageRoot } from '../../core/resources.js';
 import { startBrowserServer, type BrowserServer } from '../../server/browser-server.js';
 import { CHROMIUM, CHROMIUM_ARGS } from '../../bench/chromium.js';
+import { greenPixels, onScreen, pixels } from './helpers.js';
 
 const root = packageRoot();
 const rendererDir = join(root, 'dist', 'renderer');
@@ -29,37 +30,6 @@ const skipReason = !existsSync(CHROMIUM)
 if (skipReason) console.log(`app e2e skipped: ${skipReason}`);
 
 const number = new Intl.NumberFormat('en-US');
-
-/** A spot's centre in the viewer, from the overlay's slide -> screen transform (data-view). */
-function onScreen(view: string | null, spots: SectionSpots, index: number): { x: number; y: number } {
-  const [ox, oy, ax, ay, bx, by] = (view ?? '').split(',').map(Number);
-  const [x, y] = [spots.x[index], spots.y[index]];
-  return { x: ox + ax * x + bx * y, y: oy + ay * x + by * y };
-}
-
-/** A screenshot's pixels (RGB). */
-async function pixels(
-  png: Buffer,
-): Promise<{ rgb: (x: number, y: number) => number[]; width: number; height: number }> {
-  const { data, info } = await sharp(png).removeAlpha().raw().toBuffer({ resolveWithObject: true });
-  const rgb = (x: number, y: number) => {
-    const at = (Math.round(y) * info.width + Math.round(x)) * 3;
-    return [data[at], data[at + 1], data[at + 2]];
-  };
-  return { rgb, width: info.width, height: info.height };
-}
-
-/** Pixels a viridis colouring makes green (H&E is pink and purple, magma has no green). */
-function greenPixels(image: Awaited<ReturnType<typeof pixels>>): number {
-  let n = 0;
-  for (let y = 0; y < image.height; y += 2) {
-    for (let x = 0; x < image.width; x += 2) {
-      const [r, g, b] = image.rgb(x, y);
-      if (g > r + 30 && g > b + 10) n++;
-    }
-  }
-  return n;
-}
 
 /** The 99th percentile by nearest rank: the colour bar's default upper limit. */
 function percentile99(values: number[]): number {
@@ -225,6 +195,8 @@ describe.skipIf(skipReason !== null)('DELST Studio in Chromium (browser mode)', 
     const top = inTissue.reduce((best, i) => (normalised[i] > normalised[best] ? i : best), inTissue[0]);
     const none = inTissue.find((i) => normalised[i] === 0)!;
     const shot = await page.screenshot({ path: join(root, 'test-results', 'app-gene.png') });
+    // The demo (HER2ST B4) coloured by ERBB2, for the issue's note.
+    writeFileSync(join(root, 'test-results', 'app-b4-erbb2.png'), shot);
     const image = await pixels(shot);
     const at = (i: number) => {
       const p = onScreen(view, spots, i);
@@ -765,6 +737,309 @@ describe.skipIf(skipReason !== null || !existsSync(second))(
       expect((await studio.listRecent())[0]).toMatchObject({ path: file, format: 'image' });
       await page.mouse.move(5, 5);
       await page.screenshot({ path: join(root, 'test-results', 'app-image-only.png') });
+    });
+
+    it('ran without page errors', () => {
+      expect(problems).toEqual([]);
+    });
+  },
+);
+
+describe.skipIf(skipReason !== null || !existsSync(second))(
+  'HER2ST A1 in Chromium, in a fresh project: open, ERBB2, lasso, reload, export, import elsewhere, upload',
+  () => {
+    let studio: Studio;
+    let server: BrowserServer;
+    let browser: Browser;
+    let page: Page;
+    let scratch: string;
+    let id: string;
+    let spots: SectionSpots;
+    let exported: string;
+    let inside: { [name: string]: number[] } = {};
+    const problems: string[] = [];
+    const CANCER = 'invasive cancer';
+    const IMMUNE = 'immune infiltrate';
+    const cacheDir = join(root, '.delst-cache', 'e2e');
+
+    async function newPage(url: string): Promise<Page> {
+      const p = await browser.newPage({ viewport: { width: 1400, height: 860 }, acceptDownloads: true });
+      p.on('console', (message) => {
+        if (message.type() === 'error') problems.push(message.text());
+      });
+      p.on('pageerror', (error) => problems.push(error.message));
+      await p.goto(`${url}&drawer=canvas&overlay=webgl`);
+      return p;
+    }
+
+    beforeAll(async () => {
+      scratch = mkdtempSync(join(tmpdir(), 'delst-e2e-a1-'));
+      mkdirSync(cacheDir, { recursive: true });
+      // Nothing open at the start: A1 is opened through the path box.
+      studio = new Studio({ cacheDir, projectDir: join(scratch, 'project-a') });
+      server = await startBrowserServer({ studio, rendererDir });
+      browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+      page = await newPage(server.url);
+    });
+
+    afterAll(async () => {
+      await browser?.close();
+      await server?.close();
+      studio?.close();
+      if (scratch) rmSync(scratch, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 });
+    });
+
+    const stage = (p: Page = page) => p.locator('[data-testid=slide]');
+
+    async function loaded(p: Page = page): Promise<void> {
+      await expect.poll(() => stage(p).getAttribute('data-tiles-loaded'), { timeout: 60_000 }).toBe('true');
+    }
+
+    async function spotOnPage(index: number, p: Page = page): Promise<{ x: number; y: number }> {
+      const box = (await stage(p).boundingBox())!;
+      const q = onScreen(await stage(p).getAttribute('data-view'), spots, index);
+      return { x: box.x + q.x, y: box.y + q.y };
+    }
+
+    async function quietShot(p: Page = page, path?: string): Promise<Buffer> {
+      await p.mouse.move(5, 5);
+      await p.waitForTimeout(300);
+      return p.screenshot(path ? { path } : {});
+    }
+
+    async function legendCount(name: string, p: Page = page): Promise<number> {
+      const entry = p.locator(`[data-testid=legend-entry][data-class="${name}"]`);
+      return (await entry.count()) === 0 ? 0 : Number(await entry.getAttribute('data-count'));
+    }
+
+    const tissue = () => spots.ids.flatMap((_, i) => (spots.inTissue[i] ? [i] : []));
+
+    it('opens A1 from the path box: the slide and its spots show in the pixels', async () => {
+      await page.locator('[data-testid=open-path]').fill(second);
+      await page.locator('[data-testid=open-button]').click();
+      await expect.poll(() => page.locator('[data-testid=section]').count()).toBe(1);
+      [{ id }] = await studio.listSections();
+      spots = await studio.getSpots(id);
+      await loaded();
+      const count = tissue().length;
+      expect(count).toBe(346);
+      await expect.poll(() => stage().getAttribute('data-spots-drawn')).toBe(String(count));
+      const box = (await stage().boundingBox())!;
+      const withSpots = await quietShot();
+      // The slide: tissue, not one flat colour, in the middle of the view.
+      const middle = await sharp(withSpots)
+        .extract({
+          left: Math.round(box.x + box.width * 0.3),
+          top: Math.round(box.y + box.height * 0.3),
+          width: Math.round(box.width * 0.4),
+          height: Math.round(box.height * 0.4),
+        })
+        .stats();
+      expect(Math.max(...middle.channels.slice(0, 3).map((c) => c.stdev))).toBeGreaterThan(10);
+      // The spots: turned off, the pixels around most spot centres change; far from every spot, none do.
+      await page.locator('[data-testid=spots-on]').uncheck();
+      await expect.poll(() => stage().getAttribute('data-spots-drawn')).toBe('0');
+      const without = await pixels(await quietShot());
+      const on = await pixels(withSpots);
+      await page.locator('[data-testid=spots-on]').check();
+      await expect.poll(() => stage().getAttribute('data-spots-drawn')).toBe(String(count));
+      const [, , ax, ay] = (await stage().getAttribute('data-view'))!.split(',').map(Number);
+      const radius = Math.max(2, (Math.hypot(ax, ay) * spots.diameter!) / 2 + 1);
+      let changed = 0;
+      for (const i of tissue()) {
+        const c = await spotOnPage(i);
+        let diff = 0;
+        for (let dy = -radius; dy <= radius; dy++) {
+          for (let dx = -radius; dx <= radius; dx++) {
+            const a = on.rgb(c.x + dx, c.y + dy);
+            const b = without.rgb(c.x + dx, c.y + dy);
+            diff = Math.max(diff, Math.abs(a[0] - b[0]) + Math.abs(a[1] - b[1]) + Math.abs(a[2] - b[2]));
+          }
+        }
+        if (diff > 40) changed++;
+      }
+      expect(changed / count).toBeGreaterThan(0.9);
+    });
+
+    it('colours A1 by ERBB2: the spot colours change to viridis', async () => {
+      const before = await pixels(await quietShot());
+      await page.locator('[data-testid=gene-search]').fill('ERBB2');
+      await page.locator('[data-testid=gene-option][data-gene=ERBB2]').click();
+      await expect.poll(() => stage().getAttribute('data-colour-gene')).toBe('ERBB2');
+      const after = await pixels(await quietShot());
+      const values = await studio.getGeneValues(id, 'ERBB2');
+      const normalised = new Float32Array(new Uint8Array(Buffer.from(values.normalised, 'base64')).buffer);
+      const top = tissue().reduce((best, i) => (normalised[i] > normalised[best] ? i : best), tissue()[0]);
+      const [r, g, b] = after.rgb((await spotOnPage(top)).x, (await spotOnPage(top)).y);
+      expect(g, `top ERBB2 spot ${[r, g, b]}`).toBeGreaterThan(170);
+      expect(r).toBeGreaterThan(150);
+      expect(b).toBeLessThan(130);
+      let changed = 0;
+      for (const i of tissue()) {
+        const c = await spotOnPage(i);
+        const [r0, g0, b0] = before.rgb(c.x, c.y);
+        const [r1, g1, b1] = after.rgb(c.x, c.y);
+        if (Math.abs(r1 - r0) + Math.abs(g1 - g0) + Math.abs(b1 - b0) > 40) changed++;
+      }
+      expect(changed / tissue().length).toBeGreaterThan(0.8);
+      expect(greenPixels(after)).toBeGreaterThan(50);
+    });
+
+    it('labels spots with two lassos in annotate mode', async () => {
+      await page.locator('[data-testid=annotate-toggle]').click();
+      expect(await page.locator('[data-testid=label-select]').inputValue()).toBe('annotations');
+      const order = tissue();
+      const cx = order.reduce((s, i) => s + spots.x[i], 0) / order.length;
+      const cy = order.reduce((s, i) => s + spots.y[i], 0) / order.length;
+      order.sort((a, b) => Math.hypot(spots.x[a] - cx, spots.y[a] - cy) - Math.hypot(spots.x[b] - cx, spots.y[b] - cy));
+      const [, , ax, ay] = (await stage().getAttribute('data-view'))!.split(',').map(Number);
+      // Legacy ST spots are 100 µm wide and 200 µm apart: a ring 2.5 pitches wide takes a few dozen.
+      const pitch = 2 * Math.hypot(ax, ay) * spots.diameter!;
+      const radius = Math.max(40, pitch * 2.5);
+      inside = {};
+      for (const [name, spot] of [
+        [CANCER, order[0]],
+        [IMMUNE, order[Math.floor(order.length / 2)]],
+      ] as const) {
+        await page.locator(`[data-testid=class-item][data-class-name="${name}"] [data-testid=class-pick]`).click();
+        await page.locator('[data-testid=tool-lasso]').click();
+        const centre = await spotOnPage(spot);
+        const ring = Array.from({ length: 33 }, (_, k) => {
+          const a = (k / 32) * 2 * Math.PI;
+          return { x: centre.x + radius * Math.cos(a), y: centre.y + radius * Math.sin(a) };
+        });
+        await page.mouse.move(ring[0].x, ring[0].y);
+        await page.mouse.down();
+        for (const q of ring.slice(1)) await page.mouse.move(q.x, q.y);
+        await page.mouse.up();
+        await expect.poll(() => stage().getAttribute('data-annotate-busy')).toBe('false');
+        inside[name] = [];
+        for (const i of tissue()) {
+          const q = await spotOnPage(i);
+          if (Math.hypot(q.x - centre.x, q.y - centre.y) < radius - 3) inside[name].push(i);
+        }
+        expect(inside[name].length).toBeGreaterThan(3);
+        await expect.poll(() => legendCount(name)).toBeGreaterThanOrEqual(inside[name].length);
+      }
+      const { labels } = await studio.getAnnotations(id);
+      for (const name of [CANCER, IMMUNE]) for (const i of inside[name]) expect(labels[i], spots.ids[i]).toBe(name);
+    });
+
+    it('shows the labels again after a reload, in the legend and the pixels', async () => {
+      const { labels } = await studio.getAnnotations(id);
+      const counts = (name: string) => labels.filter((l) => l === name).length;
+      await page.reload();
+      await loaded();
+      await page.locator('[data-testid=label-select]').selectOption('annotations');
+      await expect.poll(() => legendCount(CANCER)).toBe(counts(CANCER));
+      expect(await legendCount(IMMUNE)).toBe(counts(IMMUNE));
+      mkdirSync(join(root, 'test-results'), { recursive: true });
+      const image = await pixels(await quietShot(page, join(root, 'test-results', 'app-a1-annotated.png')));
+      // Each labelled spot is nearer its class colour (red, blue) than the other one.
+      const red = [0xd6, 0x27, 0x28];
+      const blue = [0x1f, 0x77, 0xb4];
+      const distance = (a: number[], b: number[]) => Math.hypot(a[0] - b[0], a[1] - b[1], a[2] - b[2]);
+      let right = 0;
+      let all = 0;
+      for (const [i, label] of labels.entries()) {
+        if (!spots.inTissue[i] || (label !== CANCER && label !== IMMUNE)) continue;
+        const c = await spotOnPage(i);
+        const rgb = image.rgb(c.x, c.y);
+        const [own, other] = label === CANCER ? [red, blue] : [blue, red];
+        if (distance(rgb, own) < distance(rgb, other)) right++;
+        all++;
+      }
+      expect(right / all).toBeGreaterThan(0.9);
+    });
+
+    it('exports GeoJSON through the Export button', async () => {
+      await page.locator('[data-testid=annotate-toggle]').click();
+      const [download] = await Promise.all([
+        page.waitForEvent('download'),
+        page.locator('[data-testid=export-geojson]').click(),
+      ]);
+      expect(download.suggestedFilename()).toMatch(/-annotations\.geojson$/);
+      exported = join(scratch, download.suggestedFilename());
+      await download.saveAs(exported);
+      const collection = JSON.parse(readFileSync(exported, 'utf8')) as {
+        features: { properties: { objectType: string; name?: string; classification?: { name: string } } }[];
+      };
+      const { labels } = await studio.getAnnotations(id);
+      const byName = new Map(
+        collection.features
+          .filter((f) => f.properties.objectType === 'detection')
+          .map((f) => [f.properties.name, f.properties.classification?.name ?? null]),
+      );
+      for (const [i, label] of labels.entries()) if (label) expect(byName.get(spots.ids[i])).toBe(label);
+    });
+
+    it('refuses API requests without the token', async () => {
+      const call = (headers: Record<string, string>) =>
+        fetch(`http://127.0.0.1:${server.port}/api/listSections`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', ...headers },
+          body: '[]',
+        });
+      expect((await call({})).status).toBe(403);
+      expect((await call({ 'x-delst-token': 'not-the-token' })).status).toBe(403);
+      // The page's cookie is not enough for the API either.
+      const cookies = await page.context().cookies();
+      const cookie = cookies.map((c) => `${c.name}=${c.value}`).join('; ');
+      expect(cookie).toContain('delst_token_');
+      expect((await call({ cookie })).status).toBe(403);
+      expect((await call({ 'x-delst-token': server.token })).status).toBe(200);
+    });
+
+    describe('a second project', () => {
+      let other: Studio;
+      let otherServer: BrowserServer;
+      let otherPage: Page;
+
+      beforeAll(async () => {
+        other = new Studio({ cacheDir, projectDir: join(scratch, 'project-b') });
+        otherServer = await startBrowserServer({ studio: other, rendererDir });
+        otherPage = await newPage(otherServer.url);
+      });
+
+      afterAll(async () => {
+        await otherPage?.close();
+        await otherServer?.close();
+        other?.close();
+      });
+
+      it('imports the exported GeoJSON through the Import button: the same spots, the same classes', async () => {
+        await otherPage.locator('[data-testid=open-path]').fill(second);
+        await otherPage.locator('[data-testid=open-button]').click();
+        await expect.poll(() => otherPage.locator('[data-testid=section]').count()).toBe(1);
+        const [{ id: otherId }] = await other.listSections();
+        await loaded(otherPage);
+        expect((await other.getAnnotations(otherId)).labels.every((l) => l === null)).toBe(true);
+        await otherPage.locator('[data-testid=annotate-toggle]').click();
+        await otherPage.locator('[data-testid=import-file]').setInputFiles(exported);
+        const want = (await studio.getAnnotations(id)).labels;
+        await expect.poll(async () => (await other.getAnnotations(otherId)).labels).toEqual(want);
+        for (const name of [CANCER, IMMUNE]) {
+          await expect
+            .poll(() => legendCount(name, otherPage))
+            .toBe(want.filter((l, i) => l === name && spots.inTissue[i]).length);
+        }
+        await quietShot(otherPage, join(root, 'test-results', 'app-a1-imported.png'));
+      });
+
+      it('uploads the A1 folder through the Upload button: a new section opens from the project', async () => {
+        expect(await otherPage.locator('[data-testid=upload]').count()).toBe(1);
+        // Playwright sends a folder to an <input webkitdirectory> with webkitRelativePath set, as a browser does.
+        await otherPage.locator('[data-testid=upload-folder]').setInputFiles(second);
+        await expect.poll(() => otherPage.locator('[data-testid=section]').count(), { timeout: 60_000 }).toBe(2);
+        const uploaded = (await other.listSections()).find((s) => s.source.includes(join('project-b', 'uploads')))!;
+        expect(uploaded).toBeTruthy();
+        expect(uploaded.spots).toBe(346);
+        expect(uploaded.source.startsWith(join(scratch, 'project-b', 'uploads', 'A1-'))).toBe(true);
+        const stageOf = otherPage.locator(`[data-testid=slide][data-section-id="${uploaded.id}"]`);
+        await expect.poll(() => stageOf.getAttribute('data-tiles-loaded'), { timeout: 60_000 }).toBe('true');
+        await expect.poll(() => stageOf.getAttribute('data-spots-drawn')).toBe('346');
+        expect(await otherPage.locator('[data-testid=open-error]').count()).toBe(0);
+      });
     });
 
     it('ran without page errors', () => {

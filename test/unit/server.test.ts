@@ -20,9 +20,12 @@ import type {
   SlideInfo,
   SpotDetails,
   StudioApi,
+  UploadFile,
+  UploadOptions,
+  UploadSectionResult,
 } from '../../core/api/api.js';
 import { DataError } from '../../core/readers/errors.js';
-import { startBrowserServer, type BrowserServer, type TileFiles } from '../../server/browser-server.js';
+import { bodyLimit, startBrowserServer, type BrowserServer, type TileFiles } from '../../server/browser-server.js';
 
 const TOKEN = 'test-token-0123456789abcdefghijklmnop';
 
@@ -149,6 +152,11 @@ class FakeStudio implements StudioApi {
   async importAnnotations(sectionId: string, format: 'geojson' | 'csv', text: string): Promise<AnnotationImportReport> {
     this.calls.push(['importAnnotations', [sectionId, format, text.length]]);
     return { spotsChanged: 0, regionsAdded: 0, classesCreated: [], warnings: [], annotations: ANNOTATIONS };
+  }
+
+  async uploadSection(name: string, files: UploadFile[], options?: UploadOptions | null): Promise<UploadSectionResult> {
+    this.calls.push(['uploadSection', [name, files.map((f) => f.data.length), options]]);
+    return { uploadId: 'u1', path: null, opened: [], failed: [] };
   }
 }
 
@@ -424,6 +432,18 @@ describe('browser server', () => {
     const upload = await raw('/api/importAnnotations', { method: 'POST', headers, body: big });
     expect(upload.status).toBe(200);
     expect(studio.calls.at(-1)).toEqual(['importAnnotations', ['s1', 'csv', 3_000_000]]);
+    // An upload's chunk (8 MiB of bytes, base64) passes; 17 MiB is refused before the core sees it.
+    const chunk = (chars: number) =>
+      JSON.stringify(['A1', [{ path: 'counts.tsv.gz', data: 'A'.repeat(chars), offset: 0 }], { done: false }]);
+    const fits = await raw('/api/uploadSection', { method: 'POST', headers, body: chunk(11_200_000) });
+    expect(fits.status).toBe(200);
+    expect(studio.calls.at(-1)).toEqual(['uploadSection', ['A1', [11_200_000], { done: false }]]);
+    const calls = studio.calls.length;
+    const tooBig = await raw('/api/uploadSection', { method: 'POST', headers, body: chunk(17 << 20) });
+    expect(tooBig.status).toBe(413);
+    expect(studio.calls.length).toBe(calls);
+    expect(bodyLimit('uploadSection')).toBe(16 << 20);
+    expect(bodyLimit('openPath')).toBe(1 << 20);
     expect((await raw('/', { method: 'POST', headers })).status).toBe(405);
   });
 
