@@ -1,11 +1,13 @@
 // `npm run bench -- NAME [options]`: benchmarks print one JSON object on stdout.
 
+import { benchAblation } from './ablation.js';
 import { benchKernels } from './kernels.js';
 import { benchPyramid } from './pyramid.js';
 import { benchTrain } from './train.js';
 import { benchViewer } from './viewer.js';
 
 const BENCHMARKS: Record<string, (args: string[]) => Promise<object>> = {
+  ablation: benchAblation,
   kernels: benchKernels,
   pyramid: benchPyramid,
   train: benchTrain,

@@ -6,7 +6,9 @@ import { DataError } from '../core/readers/errors.js';
 import { demoPath } from '../core/resources.js';
 import { UsageError } from './args.js';
 import { EMBED_USAGE, runEmbed } from './embed.js';
+import { EVAL_USAGE, runEval } from './eval.js';
 import { formatReport, inspectPath } from './inspect.js';
+import { PREDICT_USAGE, runPredict } from './predict.js';
 import { runTrain, TRAIN_USAGE } from './train.js';
 
 const USAGE = `Usage: delst <command> [options]
@@ -18,6 +20,10 @@ Commands:
                             Train (or fine-tune with --init, or continue with --resume) a model
   embed MODEL SECTION --out FILE.npy
                             Write per-spot embeddings of a section as .npy files
+  eval MODEL --train SECTION... --test SECTION... [--label-column COL]
+                            Linear probe and gene expression from the image on test sections (or --cv sections)
+  predict MODEL INPUT --out FILE.csv --train SECTION...
+                            Predicted class and gene expression per spot of a section, as CSV
   help [COMMAND]            Show this help, or a command's options`;
 
 async function main(argv: string[]): Promise<number> {
@@ -29,9 +35,20 @@ async function main(argv: string[]): Promise<number> {
       return withUsage('train', TRAIN_USAGE, rest, runTrain);
     case 'embed':
       return withUsage('embed', EMBED_USAGE, rest, runEmbed);
-    case 'help':
-      console.log(rest[0] === 'train' ? TRAIN_USAGE : rest[0] === 'embed' ? EMBED_USAGE : USAGE);
+    case 'eval':
+      return withUsage('eval', EVAL_USAGE, rest, runEval);
+    case 'predict':
+      return withUsage('predict', PREDICT_USAGE, rest, runPredict);
+    case 'help': {
+      const usages: Record<string, string> = {
+        train: TRAIN_USAGE,
+        embed: EMBED_USAGE,
+        eval: EVAL_USAGE,
+        predict: PREDICT_USAGE,
+      };
+      console.log(rest[0] !== undefined && Object.hasOwn(usages, rest[0]) ? usages[rest[0]] : USAGE);
       return 0;
+    }
     case undefined:
     case '--help':
     case '-h':

@@ -126,8 +126,8 @@ export function trainOptionsFromArgs(args: readonly string[]): TrainOptions & { 
   };
 }
 
-/** `--init base` names the bundled base model (unless a folder called base is right here). */
-function initPath(value: string | undefined): string | undefined {
+/** `--init base` (and MODEL `base` elsewhere) names the bundled base model (unless a folder called base is right here). */
+export function initPath(value: string | undefined): string | undefined {
   return value === 'base' && !existsSync(value) ? baseModelPath() : value;
 }
 
