@@ -21,6 +21,8 @@ import {
   type SplitResult,
 } from '../core/eval/evaluate.js';
 import { renderReport, writeReport, type ReportInput, type SummaryRow } from '../core/eval/report.js';
+import { ANNOTATION_COLUMN } from '../core/api/api.js';
+import { annotatedSection, Annotations } from '../core/project/annotations.js';
 import { openSections } from '../core/readers/open.js';
 import type { Section } from '../core/section/section.js';
 import { choiceOption, numberOption, parseArgs, UsageError, type ParsedArgs } from './args.js';
@@ -46,6 +48,7 @@ Options:
   --cv sections          leave one section out: each section is the test fold once (the probe only on sections
                          with the label column; at least 2 needed); mean ± std over folds
   --label-column COL     label column of the probe (without it: genes only)
+  --project DIR          add the annotations drawn in the app's project DIR as the label column 'annotations'
   --keep-undetermined    keep spots labelled 'undetermined'
   --genes G1,G2          genes to evaluate besides the most variable ones
   --top-genes N          most variable genes (default 50; 0: named genes only)
@@ -99,6 +102,20 @@ export async function readImagedSections(paths: readonly string[]): Promise<Sect
     }
   }
   return sections;
+}
+
+/**
+ * With `--project DIR`, each section gains the label column `annotations` from that project's database (what the
+ * pathologist drew in the app), so `--label-column annotations` evaluates against it.
+ */
+function withProjectAnnotations(sections: Section[], projectDir: string | undefined): Section[] {
+  if (projectDir === undefined || sections.length === 0) return sections;
+  const project = Annotations.openProject(projectDir, { create: false });
+  try {
+    return sections.map((section) => annotatedSection(section, project, ANNOTATION_COLUMN));
+  } finally {
+    project.close();
+  }
 }
 
 /** Opens the model and embeds the sections; the model is disposed before returning. */
@@ -216,7 +233,7 @@ export async function runEval(args: readonly string[]): Promise<number> {
   const { rest, lists } = takeLists(args, ['train', 'test']);
   const parsed = parseArgs(
     rest,
-    ['cv', 'label-column', 'genes', 'top-genes', 'k', 'seed', 'backend', 'report'],
+    ['cv', 'label-column', 'genes', 'top-genes', 'k', 'seed', 'backend', 'report', 'project'],
     ['json', 'keep-undetermined'],
   );
   if (parsed.positional.length !== 1) throw new UsageError('give one MODEL (a model folder, or base)');
@@ -237,8 +254,9 @@ export async function runEval(args: readonly string[]): Promise<number> {
   const skipGenes = settings.topGenes === 0 && settings.genes?.length === 0;
   const column = settings.labelColumn;
 
-  const train = await readImagedSections(trainPaths);
-  const test = testPaths ? await readImagedSections(testPaths) : [];
+  const project = parsed.options.get('project');
+  const train = withProjectAnnotations(await readImagedSections(trainPaths), project);
+  const test = withProjectAnnotations(testPaths ? await readImagedSections(testPaths) : [], project);
   if (column !== null) {
     if (cv) {
       const labelled = train.filter((s) => hasLabelColumn(s, column));

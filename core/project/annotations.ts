@@ -11,8 +11,8 @@
 // back.
 
 import { randomUUID } from 'node:crypto';
-import type { LabelColumn } from '../section/section.js';
-import { ProjectDatabase, now, type OpenOptions } from './database.js';
+import type { LabelColumn, Section } from '../section/section.js';
+import { ProjectDatabase, now, sectionInfo, type OpenOptions } from './database.js';
 import { GeometryError, regionGeometry, type RegionGeometry } from './geometry.js';
 
 /** A mistake in a request (unknown class, duplicate name, bad geometry): the message can be shown as is. */
@@ -893,4 +893,25 @@ export class Annotations {
       }
     }
   }
+}
+
+/**
+ * Label columns with a section's annotations added as the column `name`, so training, evaluation and the viewer
+ * treat them like any other label column. A column of the file with the same name is kept as `name (file)`.
+ */
+export function withAnnotationColumn(
+  labels: ReadonlyMap<string, LabelColumn>,
+  annotations: LabelColumn,
+  name: string,
+): Map<string, LabelColumn> {
+  const merged = new Map<string, LabelColumn>();
+  for (const [column, values] of labels) merged.set(column === name ? `${column} (file)` : column, values);
+  merged.set(name, annotations);
+  return merged;
+}
+
+/** The section with its annotations in the project as the label column `name` (registering it there when new). */
+export function annotatedSection(section: Section, project: Annotations, name: string): Section {
+  const { id } = project.db.registerSection(sectionInfo(section));
+  return { ...section, labels: withAnnotationColumn(section.labels, project.labelColumn(id, section.spots.ids), name) };
 }

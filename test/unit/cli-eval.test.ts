@@ -118,6 +118,45 @@ describe('delst eval', () => {
     );
   });
 
+  it('evaluates against the annotations drawn in a project (--project)', async () => {
+    // A pathologist labelled 40 spots in the app: they become the label column 'annotations'.
+    const { Studio } = await import('../../core/api/studio.js');
+    const projectDir = join(tmp, 'project');
+    const studio = new Studio({ cacheDir: join(tmp, 'cache'), projectDir });
+    const [section] = (await studio.openPath(A1)).opened;
+    const classes = await studio.listClasses();
+    const indices = Array.from({ length: 40 }, (_, i) => i);
+    await studio.labelSpots(section.id, indices.slice(0, 20), classes[0].id);
+    await studio.labelSpots(section.id, indices.slice(20), classes[1].id);
+    studio.close();
+
+    const run = delst('eval', 'base', '--train', A1, '--test', A1, '--label-column', 'annotations');
+    expect(run.code).toBe(1);
+    expect(run.stderr).toMatch(/label column 'annotations' missing in section A1/);
+
+    const withProject = delst(
+      'eval',
+      'base',
+      '--train',
+      A1,
+      '--test',
+      A1,
+      '--label-column',
+      'annotations',
+      '--project',
+      projectDir,
+      '--top-genes',
+      '0',
+      '--json',
+    );
+    expect(withProject.stderr).toBe('');
+    expect(withProject.code).toBe(0);
+    const out = JSON.parse(withProject.stdout);
+    const total = out.probe.confusion.counts.flat().reduce((a: number, b: number) => a + b, 0);
+    expect(total).toBe(40);
+    expect(out.probe.confusion.classes.slice().sort()).toEqual([classes[0].name, classes[1].name].sort());
+  });
+
   it('names the sections that lack the label column, and other bad input, in one line', () => {
     const cases: [string[], string][] = [
       [
