@@ -175,6 +175,119 @@ export interface StudioApi {
    * no absolute paths, no NUL); each file and the whole upload have a size limit (2 GiB by default).
    */
   uploadSection(name: string, files: UploadFile[], options?: UploadOptions | null): Promise<UploadSectionResult>;
+
+  // --- Training (one run at a time, in a worker thread; models live in `<projectDir>/models/`) ---
+
+  /** Starts a run on open sections; an error when one is running already or there is no project folder. */
+  startTraining(request: TrainingRequest): Promise<TrainingStatus>;
+  /** Where the run stands (poll it: a few times a second is cheap). */
+  getTrainingStatus(): Promise<TrainingStatus>;
+  /** Stops the run after its current step; the trainer saves a checkpoint that `resumeTraining` continues. */
+  cancelTraining(): Promise<TrainingStatus>;
+  /** Continues a library model's run from its last checkpoint (on the sections it was trained on). */
+  resumeTraining(modelId: string, epochs?: number | null): Promise<TrainingStatus>;
+  /** The model library: the bundled base model (read-only) first, then the project's models, newest first. */
+  listModels(): Promise<ModelInfo[]>;
+  renameModel(modelId: string, name: string): Promise<ModelInfo[]>;
+  /** Deletes a model folder of the library (not the base model, not the one training). */
+  deleteModel(modelId: string): Promise<ModelInfo[]>;
+  /** Writes the model's current checkpoint as a model folder at `path` (absolute; must not exist yet). */
+  exportModel(modelId: string, path: string): Promise<{ readonly path: string }>;
+  /** Copies a model folder (exported or a training folder) into the library. */
+  importModel(path: string): Promise<ModelInfo>;
+}
+
+export type TrainingPreset = 'quick' | 'full' | 'custom';
+export type TrainingModeName = 'clip' | 'meru' | 'delst';
+
+/**
+ * quick: the head only, from the base model, on cached backbone features (seconds an epoch; 10 epochs unless
+ * given). full: the whole network from the base model (3 epochs unless given). custom: from the base model with
+ * the given mode, epochs, batch, λ and β (the backbone frozen when `freezeBackbone`).
+ */
+export interface TrainingRequest {
+  readonly sectionIds: readonly string[];
+  readonly preset: TrainingPreset;
+  readonly mode?: TrainingModeName | null;
+  readonly epochs?: number | null;
+  readonly batchSize?: number | null;
+  readonly lambda?: number | null;
+  readonly beta?: number | null;
+  readonly freezeBackbone?: boolean | null;
+  /** The model's name in the library (default: the sections' names and the preset). */
+  readonly name?: string | null;
+}
+
+export type TrainingState = 'idle' | 'running' | 'done' | 'cancelled' | 'failed';
+
+export interface TrainingLosses {
+  readonly loss: number;
+  readonly contrastive: number;
+  readonly crossEntailment: number;
+  readonly intraEntailment: number;
+  /** c (null in clip mode). */
+  readonly curvature: number | null;
+}
+
+export interface TrainingEpoch extends TrainingLosses {
+  readonly epoch: number;
+  readonly spotsPerSecond: number;
+  readonly seconds: number;
+}
+
+export interface TrainingStep extends TrainingLosses {
+  /** Optimizer steps in all (resumed ones included). */
+  readonly globalStep: number;
+}
+
+export interface TrainingStatus {
+  readonly state: TrainingState;
+  /** Where the work runs, e.g. 'CPU via wasm SIMD, 2 threads'; null until the backend has been started once. */
+  readonly backend: string | null;
+  /** The run's model (its library id) and name, null before the first run. */
+  readonly modelId: string | null;
+  readonly modelName: string | null;
+  readonly preset: TrainingPreset | null;
+  /** What the trainer is doing before its steps start (reading, cutting patches, caching features). */
+  readonly message: string | null;
+  /** 1-based, 0 before the first step. */
+  readonly epoch: number;
+  readonly epochs: number;
+  readonly step: number;
+  readonly stepsPerEpoch: number;
+  readonly globalStep: number;
+  readonly totalSteps: number;
+  /** Per epoch (earlier epochs of a resumed run included). */
+  readonly history: readonly TrainingEpoch[];
+  /** Per step of this run, thinned to at most ~1000 points. */
+  readonly steps: readonly TrainingStep[];
+  readonly last: TrainingLosses | null;
+  readonly spotsPerSecond: number | null;
+  readonly etaSeconds: number | null;
+  readonly startedAt: string | null;
+  readonly finishedAt: string | null;
+  readonly error: string | null;
+}
+
+export interface ModelInfo {
+  /** 'base' for the bundled base model, else the folder's name under `<projectDir>/models/`. */
+  readonly id: string;
+  readonly name: string;
+  readonly mode: string;
+  /** Names of the sections it was trained on. */
+  readonly data: readonly string[];
+  readonly spots: number;
+  readonly epochs: number;
+  /** The run's planned epochs (more than `epochs` for a stopped run), null when unknown. */
+  readonly plannedEpochs: number | null;
+  /** Loss of the last epoch, null without metrics. */
+  readonly finalLoss: number | null;
+  /** ISO time of its current checkpoint. */
+  readonly date: string;
+  readonly path: string;
+  readonly readOnly: boolean;
+  /** The run going on now writes this model. */
+  readonly training: boolean;
 }
 
 /** A chunk of an uploaded file. */
@@ -272,5 +385,14 @@ export const STUDIO_API_METHODS = [
   'exportAnnotations',
   'importAnnotations',
   'uploadSection',
+  'startTraining',
+  'getTrainingStatus',
+  'cancelTraining',
+  'resumeTraining',
+  'listModels',
+  'renameModel',
+  'deleteModel',
+  'exportModel',
+  'importModel',
 ] as const satisfies readonly (keyof StudioApi)[];
 export type StudioApiMethod = (typeof STUDIO_API_METHODS)[number];

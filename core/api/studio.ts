@@ -2,7 +2,7 @@
 // browser-mode server) wrap one Studio and forward calls to it unchanged.
 
 import { basename, isAbsolute, join, resolve } from 'node:path';
-import { Annotations, type AnnotationClass } from '../project/annotations.js';
+import { Annotations, withAnnotationColumn, type AnnotationClass } from '../project/annotations.js';
 import { labelsToCsv, importCsvText } from '../project/csv.js';
 import { MAX_RECENT, sectionInfo, type RecentRecord } from '../project/database.js';
 import { writeFileAtomic } from '../atomic-write.js';
@@ -31,7 +31,11 @@ import {
   type UploadFile,
   type UploadOptions,
   type UploadSectionResult,
+  type ModelInfo,
+  type TrainingRequest,
+  type TrainingStatus,
 } from './api.js';
+import { TrainingManager } from './training.js';
 import { Uploads, type UploadLimits } from './upload.js';
 
 const DEFAULT_GENE_MATCHES = 20;
@@ -51,6 +55,8 @@ export interface StudioOptions {
   readonly projectDir?: string | null;
   /** Size limits of `uploadSection` (2 GiB a file and in all by default). */
   readonly uploadLimits?: UploadLimits;
+  /** The bundled base model training starts from (default resources/models/delst-base). */
+  readonly baseModel?: string;
 }
 
 export class Studio implements StudioApi {
@@ -65,17 +71,71 @@ export class Studio implements StudioApi {
   readonly slides: SlideCache;
   readonly projectDir: string | null;
   private readonly uploads: Uploads | null;
+  readonly training: TrainingManager;
 
   constructor(options: StudioOptions) {
     this.slides = new SlideCache(options.cacheDir);
     this.projectDir = options.projectDir ? resolve(options.projectDir) : null;
     this.uploads = this.projectDir ? new Uploads(join(this.projectDir, 'uploads'), options.uploadLimits) : null;
+    this.training = new TrainingManager({
+      projectDir: this.projectDir,
+      baseModel: options.baseModel,
+      section: (id) => {
+        const section = this.section(id);
+        const spots = summarize(id, section, new Map()).spots;
+        return { name: section.name, source: section.source, spots, hasImage: section.image !== null };
+      },
+    });
   }
 
   /** Closes the project database (tests, shutdown); a later annotation call opens it again. */
   close(): void {
     this.annotations?.close();
     this.annotations = null;
+  }
+
+  /** Closes the project and ends a training run at once (shutdown). */
+  async shutdown(): Promise<void> {
+    this.close();
+    await this.training.terminate();
+  }
+
+  // --- Training ---
+
+  startTraining(request: TrainingRequest): Promise<TrainingStatus> {
+    return this.training.start(request);
+  }
+
+  async getTrainingStatus(): Promise<TrainingStatus> {
+    return this.training.getStatus();
+  }
+
+  async cancelTraining(): Promise<TrainingStatus> {
+    return this.training.cancel();
+  }
+
+  resumeTraining(modelId: string, epochs?: number | null): Promise<TrainingStatus> {
+    return this.training.resume(modelId, epochs);
+  }
+
+  listModels(): Promise<ModelInfo[]> {
+    return this.training.listModels();
+  }
+
+  renameModel(modelId: string, name: string): Promise<ModelInfo[]> {
+    return this.training.renameModel(modelId, name);
+  }
+
+  deleteModel(modelId: string): Promise<ModelInfo[]> {
+    return this.training.deleteModel(modelId);
+  }
+
+  exportModel(modelId: string, path: string): Promise<{ path: string }> {
+    return this.training.exportModel(modelId, path);
+  }
+
+  importModel(path: string): Promise<ModelInfo> {
+    return this.training.importModel(path);
   }
 
   async listSections(): Promise<SectionSummary[]> {
@@ -432,13 +492,7 @@ export class Studio implements StudioApi {
     } catch {
       return section.labels;
     }
-    const labels = new Map<string, LabelColumn>();
-    for (const [name, column] of section.labels) {
-      // A column of the file with the same name keeps its values under another name.
-      labels.set(name === ANNOTATION_COLUMN ? `${name} (file)` : name, column);
-    }
-    labels.set(ANNOTATION_COLUMN, annotations);
-    return labels;
+    return withAnnotationColumn(section.labels, annotations, ANNOTATION_COLUMN);
   }
 
   private section(id: string): Section {

@@ -17,6 +17,8 @@ import type {
   StudioApi,
   StudioApiMethod,
   UploadSectionResult,
+  ModelInfo,
+  TrainingStatus,
 } from './api-types.js';
 
 /** What electron/preload.cts exposes. */
@@ -126,5 +128,14 @@ export function createApi(): Api {
       call('importAnnotations', [sectionId, format, text]) as Promise<AnnotationImportReport>,
     uploadSection: (name, files, options) =>
       call('uploadSection', [name, files, options ?? null]) as Promise<UploadSectionResult>,
+    startTraining: (request) => call('startTraining', [request]) as Promise<TrainingStatus>,
+    getTrainingStatus: () => call('getTrainingStatus', []) as Promise<TrainingStatus>,
+    cancelTraining: () => call('cancelTraining', []) as Promise<TrainingStatus>,
+    resumeTraining: (modelId, epochs) => call('resumeTraining', [modelId, epochs ?? null]) as Promise<TrainingStatus>,
+    listModels: () => call('listModels', []) as Promise<ModelInfo[]>,
+    renameModel: (modelId, name) => call('renameModel', [modelId, name]) as Promise<ModelInfo[]>,
+    deleteModel: (modelId) => call('deleteModel', [modelId]) as Promise<ModelInfo[]>,
+    exportModel: (modelId, path) => call('exportModel', [modelId, path]) as Promise<{ path: string }>,
+    importModel: (path) => call('importModel', [path]) as Promise<ModelInfo>,
   };
 }

@@ -19,4 +19,13 @@ export type {
   UploadFile,
   UploadOptions,
   UploadSectionResult,
+  ModelInfo,
+  TrainingEpoch,
+  TrainingLosses,
+  TrainingModeName,
+  TrainingPreset,
+  TrainingRequest,
+  TrainingState,
+  TrainingStatus,
+  TrainingStep,
 } from '../../core/api/api.js';

@@ -1047,3 +1047,73 @@ describe.skipIf(skipReason !== null || !existsSync(second))(
     });
   },
 );
+
+describe.skipIf(skipReason !== null)('Training in Chromium (browser mode, a temporary project)', () => {
+  let studio: Studio;
+  let server: BrowserServer;
+  let browser: Browser;
+  let page: Page;
+  let scratch: string;
+  let id: string;
+  const problems: string[] = [];
+
+  beforeAll(async () => {
+    scratch = mkdtempSync(join(tmpdir(), 'delst-e2e-train-'));
+    const cacheDir = join(root, '.delst-cache', 'e2e');
+    mkdirSync(cacheDir, { recursive: true });
+    studio = new Studio({ cacheDir, projectDir: join(scratch, 'project') });
+    [{ id }] = (await studio.openPath(demo)).opened;
+    server = await startBrowserServer({ studio, rendererDir });
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+    page = await browser.newPage({ viewport: { width: 1400, height: 860 } });
+    page.on('console', (message) => {
+      if (message.type() === 'error') problems.push(message.text());
+    });
+    page.on('pageerror', (error) => problems.push(error.message));
+    await page.goto(`${server.url}&drawer=canvas&overlay=webgl`);
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await server?.close();
+    await studio?.shutdown();
+    if (scratch) rmSync(scratch, { recursive: true, force: true });
+  });
+
+  it('trains a Quick model on the demo with live progress; it lands in the model library', async () => {
+    await page.locator('[data-testid=train-toggle]').click();
+    const panel = page.locator('[data-testid=train-panel]');
+    await expect.poll(() => panel.count()).toBe(1);
+    // The backend, said plainly.
+    await expect
+      .poll(() => page.locator('[data-testid=train-backend]').textContent(), { timeout: 30_000 })
+      .toMatch(/Runs on: (CPU|CUDA GPU) via/);
+    // The bundled base model is in the library from the start.
+    await expect.poll(() => page.locator('[data-testid=model][data-model-id=base]').count()).toBe(1);
+    const start = page.locator('[data-testid=train-start]');
+    expect(await start.isDisabled()).toBe(true);
+    await page.locator(`[data-testid=train-section][data-section-id="${id}"]`).check();
+    await page.locator('[data-testid=preset-quick]').click();
+    await page.locator('[data-testid=train-epochs]').fill('2');
+    await page.locator('[data-testid=train-name]').fill('Demo heads');
+    await start.click();
+    await expect.poll(() => panel.getAttribute('data-state'), { timeout: 10_000 }).toMatch(/running|done/);
+    await expect.poll(() => page.locator('[data-testid=train-state]').textContent(), { timeout: 60_000 }).toBe('done');
+    expect(await page.locator('[data-testid=train-progress]').textContent()).toMatch(/epoch 2\/2 .* spots\/s/);
+    expect(Number(await page.locator('[data-testid=loss-chart]').getAttribute('data-points'))).toBeGreaterThan(1);
+    expect(await page.locator('[data-testid=loss-chart] path').count()).toBe(4);
+    const model = (await studio.listModels()).find((m) => m.name === 'Demo heads')!;
+    expect(model.epochs).toBe(2);
+    const entry = page.locator(`[data-testid=model][data-model-id="${model.id}"]`);
+    await expect.poll(() => entry.count(), { timeout: 10_000 }).toBe(1);
+    expect(await entry.locator('[data-testid=model-name]').textContent()).toBe('Demo heads');
+    const meta = await entry.locator('[data-testid=model-meta]').textContent();
+    expect(meta).toContain(`delst · ${model.data[0]} · 2 epochs · loss ${model.finalLoss!.toFixed(3)}`);
+    mkdirSync(join(root, 'test-results'), { recursive: true });
+    await page.screenshot({ path: join(root, 'test-results', 'app-train.png') });
+  });
+
+  it('ran without page errors', () => {
+    expect(problems).toEqual([]);
+  });
+});

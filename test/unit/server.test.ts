@@ -23,6 +23,9 @@ import type {
   UploadFile,
   UploadOptions,
   UploadSectionResult,
+  ModelInfo,
+  TrainingRequest,
+  TrainingStatus,
 } from '../../core/api/api.js';
 import { DataError } from '../../core/readers/errors.js';
 import { bodyLimit, startBrowserServer, type BrowserServer, type TileFiles } from '../../server/browser-server.js';
@@ -158,7 +161,57 @@ class FakeStudio implements StudioApi {
     this.calls.push(['uploadSection', [name, files.map((f) => f.data.length), options]]);
     return { uploadId: 'u1', path: null, opened: [], failed: [] };
   }
+
+  // Training: recorded, answered with fixed values (the real ones are tested in training-api.test.ts).
+  private training(method: string, args: unknown[]): Promise<TrainingStatus> {
+    this.calls.push([method, args]);
+    return Promise.resolve(TRAINING);
+  }
+
+  private models(method: string, args: unknown[]): Promise<ModelInfo[]> {
+    this.calls.push([method, args]);
+    return Promise.resolve([]);
+  }
+
+  startTraining = (request: TrainingRequest) => this.training('startTraining', [request]);
+  getTrainingStatus = () => this.training('getTrainingStatus', []);
+  cancelTraining = () => this.training('cancelTraining', []);
+  resumeTraining = (id: string, epochs?: number | null) => this.training('resumeTraining', [id, epochs]);
+  listModels = () => this.models('listModels', []);
+  renameModel = (id: string, name: string) => this.models('renameModel', [id, name]);
+  deleteModel = (id: string) => this.models('deleteModel', [id]);
+  exportModel = async (id: string, path: string) => {
+    this.calls.push(['exportModel', [id, path]]);
+    return { path };
+  };
+  importModel = async (path: string): Promise<ModelInfo> => {
+    this.calls.push(['importModel', [path]]);
+    throw new DataError(path, 'not a DELST model folder');
+  };
 }
+
+const TRAINING: TrainingStatus = {
+  state: 'idle',
+  backend: 'CPU via wasm SIMD, 2 threads',
+  modelId: null,
+  modelName: null,
+  preset: null,
+  message: null,
+  epoch: 0,
+  epochs: 0,
+  step: 0,
+  stepsPerEpoch: 0,
+  globalStep: 0,
+  totalSteps: 0,
+  history: [],
+  steps: [],
+  last: null,
+  spotsPerSecond: null,
+  etaSeconds: null,
+  startedAt: null,
+  finishedAt: null,
+  error: null,
+};
 
 const CLASS: AnnotationClassInfo = { id: 1, name: 'tumour', color: '#d62728' };
 const ANNOTATIONS: SectionAnnotations = { labels: [null], regions: [], canUndo: false, canRedo: false };
@@ -304,6 +357,21 @@ describe('browser server', () => {
     expect(studio.calls.at(-1)).toEqual(['listRecent', []]);
     expect(JSON.parse((await api('closeSection', ['s1'])).body)).toEqual([]);
     expect(studio.calls.at(-1)).toEqual(['closeSection', ['s1']]);
+  });
+
+  it('routes the training and model library calls', async () => {
+    const request = { sectionIds: ['s1'], preset: 'quick', epochs: 2 };
+    expect((JSON.parse((await api('startTraining', [request])).body) as TrainingStatus).backend).toContain('wasm');
+    expect(studio.calls.at(-1)).toEqual(['startTraining', [request]]);
+    expect(JSON.parse((await api('getTrainingStatus', [])).body).state).toBe('idle');
+    await api('resumeTraining', ['m1', 4]);
+    expect(studio.calls.at(-1)).toEqual(['resumeTraining', ['m1', 4]]);
+    expect(JSON.parse((await api('renameModel', ['m1', 'new'])).body)).toEqual([]);
+    expect(studio.calls.at(-1)).toEqual(['renameModel', ['m1', 'new']]);
+    expect(JSON.parse((await api('exportModel', ['m1', '/tmp/x'])).body)).toEqual({ path: '/tmp/x' });
+    const failed = await api('importModel', ['/nowhere']);
+    expect(failed.status).toBeGreaterThanOrEqual(400);
+    expect(JSON.parse(failed.body).error).toContain('not a DELST model folder');
   });
 
   it('does not accept the cookie alone for the API', async () => {

@@ -1,0 +1,150 @@
+// Training through the StudioApi on HER2ST A1, with a temporary project: a Quick run in the worker thread from
+// running to done, one run at a time, cancel and resume, and the model library (rename, delete, export, import).
+// Needs the built worker (npm run build:node) and ../shared/data/her2st/A1.
+
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { TrainingStatus } from '../../core/api/api.js';
+import { Studio } from '../../core/api/studio.js';
+import { packageRoot } from '../../core/resources.js';
+
+const root = packageRoot();
+const A1 = resolve(root, '..', 'shared', 'data', 'her2st', 'A1');
+const CACHE = join(tmpdir(), 'delst-studio-test-unused');
+const skip = !existsSync(A1) || !existsSync(join(root, 'dist', 'core', 'api', 'training-worker.js'));
+if (skip) console.log('training API test skipped: needs ../shared/data/her2st/A1 and npm run build:node');
+
+async function until(
+  studio: Studio,
+  done: (s: TrainingStatus) => boolean,
+  timeoutMs = 50_000,
+): Promise<TrainingStatus> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const status = await studio.getTrainingStatus();
+    if (done(status)) return status;
+    if (Date.now() > end) throw new Error(`timed out; status ${JSON.stringify({ ...status, steps: undefined })}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+const ended = (s: TrainingStatus) => s.state !== 'running';
+
+describe.skipIf(skip)('training API on HER2ST A1', () => {
+  let scratch: string;
+  let studio: Studio;
+  let id: string;
+
+  beforeAll(async () => {
+    scratch = mkdtempSync(join(tmpdir(), 'delst-training-'));
+    studio = new Studio({ cacheDir: CACHE, projectDir: join(scratch, 'project') });
+    const { opened } = await studio.openPath(A1);
+    id = opened[0].id;
+  });
+
+  afterAll(async () => {
+    await studio?.shutdown();
+    if (scratch) rmSync(scratch, { recursive: true, force: true });
+  });
+
+  it('refuses to train without a project folder', async () => {
+    const bare = new Studio({ cacheDir: CACHE });
+    const { opened } = await bare.openPath(A1);
+    await expect(bare.startTraining({ sectionIds: [opened[0].id], preset: 'quick' })).rejects.toThrow(/project/);
+    await expect(bare.startTraining({ sectionIds: ['nope'], preset: 'quick' })).rejects.toThrow();
+    const models = await bare.listModels();
+    expect(models.map((m) => m.id)).toEqual(['base']);
+    expect(models[0].readOnly).toBe(true);
+  });
+
+  it('runs a Quick run in the worker: running, then done, and the model lands in the library', async () => {
+    const started = await studio.startTraining({ sectionIds: [id], preset: 'quick', epochs: 2, name: 'A1 quick' });
+    expect(started.state).toBe('running');
+    expect(started.preset).toBe('quick');
+    // One run at a time.
+    await expect(studio.startTraining({ sectionIds: [id], preset: 'quick', epochs: 2 })).rejects.toThrow(
+      /training run is going on/,
+    );
+    // The API answers while the worker trains.
+    const during = await until(studio, (s) => s.globalStep > 0 || ended(s));
+    expect(during.state).toBe('running');
+    expect((await studio.listSections()).length).toBe(1);
+
+    const done = await until(studio, ended);
+    expect(done.error).toBeNull();
+    expect(done.state).toBe('done');
+    expect(done.backend).toMatch(/CPU|GPU/);
+    expect(done.history.map((e) => e.epoch)).toEqual([1, 2]);
+    for (const e of done.history) {
+      for (const v of [e.loss, e.contrastive, e.crossEntailment, e.intraEntailment])
+        expect(Number.isFinite(v)).toBe(true);
+      expect(e.curvature).toBeGreaterThan(0);
+    }
+    expect(done.steps.length).toBe(done.globalStep);
+    expect(done.epoch).toBe(2);
+    expect(done.spotsPerSecond).toBeGreaterThan(0);
+
+    const models = await studio.listModels();
+    expect(models[0].id).toBe('base');
+    const model = models.find((m) => m.id === done.modelId);
+    expect(model).toBeDefined();
+    expect(model!.name).toBe('A1 quick');
+    expect(model!.data).toEqual(['A1']);
+    expect(model!.epochs).toBe(2);
+    expect(model!.mode).toBe('delst');
+    expect(model!.finalLoss).toBeCloseTo(done.history[1].loss, 6);
+    expect(model!.path.startsWith(join(scratch, 'project', 'models'))).toBe(true);
+    expect(model!.training).toBe(false);
+  });
+
+  it('cancels a longer run (a checkpoint is saved) and resumes it to the end', async () => {
+    const started = await studio.startTraining({ sectionIds: [id], preset: 'quick', epochs: 6, name: 'long' });
+    await until(studio, (s) => s.globalStep >= 2 || ended(s));
+    await studio.cancelTraining();
+    const cancelled = await until(studio, ended);
+    expect(cancelled.state).toBe('cancelled');
+    expect(cancelled.epoch).toBeLessThan(6);
+    const stopped = (await studio.listModels()).find((m) => m.id === started.modelId)!;
+    expect(stopped.plannedEpochs).toBe(6);
+    expect(stopped.epochs).toBeLessThan(6);
+    await expect(studio.cancelTraining()).rejects.toThrow(/no training run/);
+
+    const resumed = await studio.resumeTraining(started.modelId!);
+    expect(resumed.state).toBe('running');
+    expect(resumed.modelName).toBe('long');
+    const done = await until(studio, ended);
+    expect(done.error).toBeNull();
+    expect(done.state).toBe('done');
+    expect(done.history.map((e) => e.epoch)).toEqual([1, 2, 3, 4, 5, 6]);
+    const model = (await studio.listModels()).find((m) => m.id === started.modelId)!;
+    expect(model.epochs).toBe(6);
+  });
+
+  it('renames, exports, imports and deletes models; the base model is read-only', async () => {
+    const [model] = (await studio.listModels()).filter((m) => m.name === 'A1 quick');
+    const renamed = await studio.renameModel(model.id, 'A1 heads');
+    expect(renamed.find((m) => m.id === model.id)!.name).toBe('A1 heads');
+    await expect(studio.renameModel('base', 'x')).rejects.toThrow(/read-only/);
+    await expect(studio.deleteModel('base')).rejects.toThrow(/read-only/);
+    await expect(studio.deleteModel('../x')).rejects.toThrow(/no model/);
+
+    const exported = join(scratch, 'exported-model');
+    expect((await studio.exportModel(model.id, exported)).path).toBe(exported);
+    await expect(studio.exportModel(model.id, exported)).rejects.toThrow(/exists already/);
+    await expect(studio.exportModel(model.id, 'relative/path')).rejects.toThrow(/absolute/);
+    const before = (await studio.listModels()).length;
+    const imported = await studio.importModel(exported);
+    expect(imported.id).not.toBe(model.id);
+    expect(imported.name).toBe('A1 heads');
+    expect(imported.data).toEqual(['A1']);
+    expect(imported.finalLoss).toBeCloseTo(model.finalLoss!, 6);
+    expect((await studio.listModels()).length).toBe(before + 1);
+    await expect(studio.importModel(scratch)).rejects.toThrow(/not a DELST model/);
+
+    const after = await studio.deleteModel(imported.id);
+    expect(after.length).toBe(before);
+    expect(after.some((m) => m.id === imported.id)).toBe(false);
+  });
+});
