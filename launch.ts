@@ -132,8 +132,7 @@ async function runBrowser(root: string, options: LaunchOptions, electronMissing:
   const stop = () => {
     if (closing) return;
     closing = true;
-    studio.close();
-    server.close().then(
+    Promise.all([studio.shutdown(), server.close()]).then(
       () => process.exit(0),
       () => process.exit(1),
     );

@@ -214,8 +214,14 @@ if (!app.requestSingleInstanceLock()) {
   });
 
   app.on('window-all-closed', () => app.quit());
-  // Moves the project's WAL into its database file (every change is committed already).
-  app.on('will-quit', () => studio.close());
+  // A training run saves a checkpoint; the project's WAL moves into its database file (every change is committed).
+  let quitting = false;
+  app.on('will-quit', (event) => {
+    if (quitting) return;
+    quitting = true;
+    event.preventDefault();
+    void studio.shutdown().finally(() => app.quit());
+  });
 
   void app.whenReady().then(async () => {
     session.defaultSession.setPermissionRequestHandler((_contents, _permission, callback) => callback(false));

@@ -94,10 +94,21 @@ export class Studio implements StudioApi {
     this.annotations = null;
   }
 
-  /** Closes the project and ends a training run at once (shutdown). */
-  async shutdown(): Promise<void> {
-    this.close();
+  /**
+   * Shutdown: a training run is cancelled, which saves a checkpoint it can resume from; a run that does not stop
+   * within `graceMs` (a long step on a slow machine) is ended without one. Then the project is closed.
+   */
+  async shutdown(graceMs = 15_000): Promise<void> {
+    if (this.training.running) {
+      this.training.cancel();
+      const stopped = await Promise.race([
+        this.training.whenIdle().then(() => true),
+        new Promise<boolean>((done) => setTimeout(() => done(false), graceMs).unref()),
+      ]);
+      if (!stopped) console.error('training did not stop in time: ended without a final checkpoint');
+    }
     await this.training.terminate();
+    this.close();
   }
 
   // --- Training ---

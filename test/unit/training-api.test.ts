@@ -122,6 +122,25 @@ describe.skipIf(skip)('training API on HER2ST A1', () => {
     expect(model.epochs).toBe(6);
   });
 
+  it('saves a resumable checkpoint when the app shuts down mid-run', async () => {
+    const other = new Studio({ cacheDir: CACHE, projectDir: join(scratch, 'project-shutdown') });
+    const [section] = (await other.openPath(A1)).opened;
+    const started = await other.startTraining({ sectionIds: [section.id], preset: 'quick', epochs: 8, name: 'quit' });
+    await until(other, (s) => s.globalStep >= 2 || ended(s));
+    await other.shutdown();
+
+    const reopened = new Studio({ cacheDir: CACHE, projectDir: join(scratch, 'project-shutdown') });
+    try {
+      const model = (await reopened.listModels()).find((m) => m.id === started.modelId)!;
+      expect(model.plannedEpochs).toBe(8);
+      expect(model.epochs).toBeLessThan(8);
+      expect((await reopened.resumeTraining(model.id)).state).toBe('running');
+      expect((await until(reopened, ended)).state).toBe('done');
+    } finally {
+      await reopened.shutdown();
+    }
+  });
+
   it('renames, exports, imports and deletes models; the base model is read-only', async () => {
     const [model] = (await studio.listModels()).filter((m) => m.name === 'A1 quick');
     const renamed = await studio.renameModel(model.id, 'A1 heads');
