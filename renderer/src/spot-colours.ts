@@ -12,6 +12,10 @@ export const HIDDEN = 0;
 
 export const UNLABELLED = '(no label)';
 
+/** The colour-by value that means "the gene picked in the search box" (the other values name label columns; ''
+ * means outline only). */
+export const GENE_COLUMN = '\u0000gene';
+
 export interface SpotColouring {
   /** RGBA8 per spot. */
   readonly colours: Uint8Array;
