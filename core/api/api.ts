@@ -195,6 +195,49 @@ export interface StudioApi {
   exportModel(modelId: string, path: string): Promise<{ readonly path: string }>;
   /** Copies a model folder (exported or a training folder) into the library. */
   importModel(path: string): Promise<ModelInfo>;
+
+  /**
+   * Predictions of a library model on an open section with an image: per spot, the class of a linear probe trained
+   * on the reference sections' `labelColumn` (undetermined spots left out) and the expression of `genes` from the
+   * image alone (nearest reference spots in the embedding space). References default to every other open section
+   * with spots and an image, else the section itself (a resubstitution, said in `warnings`). Embeddings are cached
+   * per model and section.
+   */
+  predictSection(sectionId: string, request: PredictionRequest): Promise<SectionPrediction>;
+}
+
+export interface PredictionRequest {
+  readonly modelId: string;
+  /** Train a probe on this label column of the reference sections. */
+  readonly labelColumn?: string | null;
+  /** Open sections whose spots are the references (default: see predictSection). */
+  readonly referenceSectionIds?: readonly string[] | null;
+  /** Gene symbols to predict (at most 20). */
+  readonly genes?: readonly string[] | null;
+}
+
+export interface PredictedGene {
+  readonly symbol: string;
+  /** ln(1 + count / total * targetSum) predicted per spot (getSpots order); null for spots not predicted. */
+  readonly predicted: (number | null)[];
+  /** The measured values on the same scale, or null where the section has no expression. */
+  readonly measured: (number | null)[] | null;
+}
+
+export interface SectionPrediction {
+  readonly modelId: string;
+  readonly referenceSectionIds: readonly string[];
+  readonly labelColumn?: string;
+  /** The classes the probe was trained on. */
+  readonly classes?: string[];
+  /** Per spot (getSpots order); null for spots not predicted (outside the tissue). */
+  readonly predictedClass?: (string | null)[];
+  /** Probability of the predicted class, per spot. */
+  readonly probability?: (number | null)[];
+  readonly genes: PredictedGene[];
+  /** The shared target sum T of the log-normalisation (median spot total of the reference spots). */
+  readonly targetSum?: number;
+  readonly warnings: string[];
 }
 
 export type TrainingPreset = 'quick' | 'full' | 'custom';
@@ -394,5 +437,6 @@ export const STUDIO_API_METHODS = [
   'deleteModel',
   'exportModel',
   'importModel',
+  'predictSection',
 ] as const satisfies readonly (keyof StudioApi)[];
 export type StudioApiMethod = (typeof STUDIO_API_METHODS)[number];

@@ -34,7 +34,10 @@ import {
   type ModelInfo,
   type TrainingRequest,
   type TrainingStatus,
+  type PredictionRequest,
+  type SectionPrediction,
 } from './api.js';
+import { PredictionManager } from './predictions.js';
 import { TrainingManager } from './training.js';
 import { Uploads, type UploadLimits } from './upload.js';
 
@@ -72,6 +75,7 @@ export class Studio implements StudioApi {
   readonly projectDir: string | null;
   private readonly uploads: Uploads | null;
   readonly training: TrainingManager;
+  private readonly predictions: PredictionManager;
 
   constructor(options: StudioOptions) {
     this.slides = new SlideCache(options.cacheDir);
@@ -85,6 +89,14 @@ export class Studio implements StudioApi {
         const spots = summarize(id, section, new Map()).spots;
         return { name: section.name, source: section.source, spots, hasImage: section.image !== null };
       },
+    });
+    this.predictions = new PredictionManager({
+      listModels: () => this.training.listModels(),
+      section: (id) => {
+        const section = this.section(id);
+        return { id, section, labels: this.labelsOf(id, section) };
+      },
+      sections: () => [...this.sections].map(([id, section]) => ({ id, section, labels: this.labelsOf(id, section) })),
     });
   }
 
@@ -147,6 +159,10 @@ export class Studio implements StudioApi {
 
   importModel(path: string): Promise<ModelInfo> {
     return this.training.importModel(path);
+  }
+
+  predictSection(sectionId: string, request: PredictionRequest): Promise<SectionPrediction> {
+    return this.predictions.predict(sectionId, request);
   }
 
   async listSections(): Promise<SectionSummary[]> {

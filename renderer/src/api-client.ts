@@ -18,6 +18,7 @@ import type {
   StudioApiMethod,
   UploadSectionResult,
   ModelInfo,
+  SectionPrediction,
   TrainingStatus,
 } from './api-types.js';
 
@@ -137,5 +138,6 @@ export function createApi(): Api {
     deleteModel: (modelId) => call('deleteModel', [modelId]) as Promise<ModelInfo[]>,
     exportModel: (modelId, path) => call('exportModel', [modelId, path]) as Promise<{ path: string }>,
     importModel: (path) => call('importModel', [path]) as Promise<ModelInfo>,
+    predictSection: (sectionId, request) => call('predictSection', [sectionId, request]) as Promise<SectionPrediction>,
   };
 }

@@ -19,10 +19,14 @@ export const COLOUR_MAPS = {
       '#5a5f6e #61656f #686a71 #6f7073 #767676 #7d7c78 #838179 #8b8778 #928d78 #9a9376 #a29975 ' +
       '#aaa073 #b3a670 #bbad6d #c3b369 #ccba64 #d4c15f #ddc858 #e6d051 #efd748 #f8df3c #fee838',
   ),
+  // Diverging, for differences (predicted - measured): ColorBrewer RdBu (Brewer, Apache 2.0), blue low, white 0, red
+  // high. Not offered for plain expression.
+  rdbu: stops('#053061 #2166ac #4393c3 #92c5de #d1e5f0 #f7f7f7 #fddbc7 #f4a582 #d6604d #b2182b #67001f'),
 } as const;
 
 export type ColourMapName = keyof typeof COLOUR_MAPS;
-export const COLOUR_MAP_NAMES = Object.keys(COLOUR_MAPS) as ColourMapName[];
+/** The sequential maps offered for expression. */
+export const COLOUR_MAP_NAMES: ColourMapName[] = ['viridis', 'magma', 'cividis'];
 
 /** Entries in a lookup table: one per 8-bit level. */
 export const LUT_SIZE = 256;

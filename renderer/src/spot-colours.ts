@@ -16,6 +16,11 @@ export const UNLABELLED = '(no label)';
  * means outline only). */
 export const GENE_COLUMN = '\u0000gene';
 
+/** Colour-by values of the Prediction group: the probe's class on a label column (this prefix + the column), and
+ * the predicted expression of the gene picked in the search box. */
+export const PREDICTED_CLASS = '\u0000predicted-class:';
+export const PREDICTED_GENE = '\u0000predicted-gene';
+
 export interface SpotColouring {
   /** RGBA8 per spot. */
   readonly colours: Uint8Array;

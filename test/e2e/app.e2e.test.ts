@@ -371,6 +371,63 @@ describe.skipIf(skipReason !== null)('DELST Studio in Chromium (browser mode)', 
     }
   });
 
+  it.skipIf(!existsSync(second))(
+    "colours the demo by the base model's predicted pathologist class, A1 as reference; then predicted ERBB2",
+    async () => {
+      const [first, a1] = sections;
+      expect(a1.labels.pathologist).toBeDefined();
+      const other = await browser.newPage({ viewport: { width: 1400, height: 860 } });
+      other.on('pageerror', (error) => problems.push(error.message));
+      try {
+        await other.goto(`${server.url}&drawer=canvas&overlay=webgl`);
+        const stage = other.locator(`[data-testid=slide][data-section-id="${first.id}"]`);
+        await expect.poll(() => stage.getAttribute('data-tiles-loaded'), { timeout: 60_000 }).toBe('true');
+        const model = other.locator('[data-testid=prediction-model]');
+        await expect.poll(() => model.locator('option').count()).toBeGreaterThan(1);
+        await model.selectOption('base');
+        await other.locator('[data-testid=label-select]').selectOption({ label: 'Predicted class (pathologist)' });
+        expect(await stage.getAttribute('data-colour-by')).toBe('predicted-class');
+        await expect.poll(() => stage.getAttribute('data-predicting')).toBe('true');
+        await expect.poll(() => stage.getAttribute('data-predicting'), { timeout: 120_000 }).toBe('false');
+        const legend = other.locator('[data-testid=legend]');
+        await expect.poll(() => legend.count()).toBe(1);
+        expect(await legend.textContent()).toContain('Predicted pathologist');
+        const entries = other.locator('[data-testid=legend-entry]');
+        const measured = Object.keys(a1.labels.pathologist);
+        let total = 0;
+        for (const entry of await entries.all()) {
+          expect(measured).toContain(await entry.getAttribute('data-class'));
+          total += Number(await entry.getAttribute('data-count'));
+        }
+        expect(total).toBe(first.spots);
+        await expect.poll(() => stage.getAttribute('data-spots-drawn')).toBe(String(first.spots));
+        // A1 was the reference, not the demo itself: no resubstitution warning.
+        expect(await other.locator('[data-testid=prediction-status]').count()).toBe(0);
+        await other.mouse.move(5, 5);
+        await other.waitForTimeout(300);
+        mkdirSync(join(root, 'test-results'), { recursive: true });
+        await other.screenshot({ path: join(root, 'test-results', 'app-predicted.png') });
+
+        await other.locator('[data-testid=gene-search]').fill('ERBB2');
+        await other.locator('[data-testid=gene-option][data-gene=ERBB2]').click();
+        await expect.poll(() => stage.getAttribute('data-colour-gene')).toBe('ERBB2');
+        await other.locator('[data-testid=label-select]').selectOption({ label: 'Predicted ERBB2' });
+        const panel = other.locator('[data-testid=prediction-gene-panel]');
+        await expect.poll(() => panel.count(), { timeout: 120_000 }).toBe(1);
+        await other.locator('[data-testid=prediction-view-difference]').click();
+        expect(await panel.textContent()).toContain('predicted − measured');
+        const bar = panel.locator('[data-testid=colour-bar]');
+        expect(Number(await bar.getAttribute('data-min'))).toBe(-Number(await bar.getAttribute('data-max')));
+        await expect.poll(() => stage.getAttribute('data-spots-drawn')).toBe(String(first.spots));
+        await other.waitForTimeout(300);
+        await other.screenshot({ path: join(root, 'test-results', 'app-predicted-erbb2-difference.png') });
+      } finally {
+        await other.close();
+      }
+    },
+    240_000,
+  );
+
   it('ran without page errors or CSP violations', () => {
     // The 400 answers to the bad paths above are expected console noise from fetch.
     const unexpected = problems.filter((text) => !/status of 400/.test(text));

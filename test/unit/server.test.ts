@@ -24,6 +24,8 @@ import type {
   UploadOptions,
   UploadSectionResult,
   ModelInfo,
+  PredictionRequest,
+  SectionPrediction,
   TrainingRequest,
   TrainingStatus,
 } from '../../core/api/api.js';
@@ -187,6 +189,11 @@ class FakeStudio implements StudioApi {
   importModel = async (path: string): Promise<ModelInfo> => {
     this.calls.push(['importModel', [path]]);
     throw new DataError(path, 'not a DELST model folder');
+  };
+
+  predictSection = async (sectionId: string, request: PredictionRequest): Promise<SectionPrediction> => {
+    this.calls.push(['predictSection', [sectionId, request]]);
+    return { modelId: request.modelId, referenceSectionIds: [sectionId], genes: [], warnings: [] };
   };
 }
 
@@ -372,6 +379,9 @@ describe('browser server', () => {
     const failed = await api('importModel', ['/nowhere']);
     expect(failed.status).toBeGreaterThanOrEqual(400);
     expect(JSON.parse(failed.body).error).toContain('not a DELST model folder');
+    const predicted = JSON.parse((await api('predictSection', ['s1', { modelId: 'base', genes: ['ERBB2'] }])).body);
+    expect(predicted).toMatchObject({ modelId: 'base', referenceSectionIds: ['s1'] });
+    expect(studio.calls.at(-1)).toEqual(['predictSection', ['s1', { modelId: 'base', genes: ['ERBB2'] }]]);
   });
 
   it('does not accept the cookie alone for the API', async () => {

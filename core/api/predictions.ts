@@ -1,0 +1,240 @@
+// Model predictions on an open section (issue 5, Predictions on the slide): the section and its reference sections
+// are embedded with a library model (embeddings cached in memory per model checkpoint and section), then
+// * the class per spot: a linear probe (core/eval/logistic.ts) on the reference spots' label column, on the frozen
+//   backbone features, as `delst predict` does;
+// * the expression of named genes per spot: kNN from the reference spots in the image embedding space (Lorentz
+//   distance at the model's curvature; clip: normalised projections), log-normalised with the shared target sum of
+//   core/eval/evaluate.ts, with the measured values on the same scale where the section has them.
+// The work runs on the main thread but yields between batches (the embedding is async), and one prediction runs at a
+// time.
+
+import { initBackend } from '../engine/backend.js';
+import { loadModel } from '../engine/checkpoint.js';
+import { embedSections, sharedGeneSource, type EmbeddedSection, type EmbeddingSpace } from '../eval/evaluate.js';
+import { euclideanDistance, knnPredict, lorentzDistance } from '../eval/gene-prediction.js';
+import { linearProbe } from '../eval/logistic.js';
+import type { Matrix } from '../eval/matrix.js';
+import type { LabelColumn, Section } from '../section/section.js';
+import type { ModelInfo, PredictionRequest, SectionPrediction } from './api.js';
+
+const DEFAULT_K = 50;
+const MAX_GENES = 20;
+
+/** An open section as the predictor sees it. */
+export interface PredictableSection {
+  readonly id: string;
+  readonly section: Section;
+  /** Label columns (the section's, and its annotations where there is a project). */
+  readonly labels: ReadonlyMap<string, LabelColumn>;
+}
+
+export interface PredictionHost {
+  listModels(): Promise<ModelInfo[]>;
+  section(id: string): PredictableSection;
+  /** Every open section, in opening order. */
+  sections(): PredictableSection[];
+}
+
+interface CachedEmbedding {
+  readonly embedded: EmbeddedSection;
+  readonly space: EmbeddingSpace;
+}
+
+function stack(parts: readonly EmbeddedSection[], pick: (es: EmbeddedSection) => Matrix): Matrix {
+  const cols = pick(parts[0]).cols;
+  const rows = parts.reduce((n, p) => n + pick(p).rows, 0);
+  const data = new Float64Array(rows * cols);
+  let offset = 0;
+  for (const p of parts) {
+    data.set(pick(p).data, offset);
+    offset += pick(p).data.length;
+  }
+  return { rows, cols, data };
+}
+
+function isUsable(s: PredictableSection): boolean {
+  return s.section.image !== null && s.section.format !== 'image' && s.section.spots.ids.length > 0;
+}
+
+export class PredictionManager {
+  /** Embeddings per section, keyed by model path and checkpoint date (a retrained model embeds again). */
+  private readonly cache = new WeakMap<Section, Map<string, CachedEmbedding>>();
+  private queue: Promise<unknown> = Promise.resolve();
+
+  constructor(private readonly host: PredictionHost) {}
+
+  /** One prediction at a time (the model and the backend are shared). */
+  predict(sectionId: string, request: PredictionRequest): Promise<SectionPrediction> {
+    const run = this.queue.then(
+      () => this.run(sectionId, request),
+      () => this.run(sectionId, request),
+    );
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  private async run(sectionId: string, request: PredictionRequest): Promise<SectionPrediction> {
+    if (typeof request !== 'object' || request === null) throw new Error('predictSection: give { modelId }');
+    const { modelId } = request;
+    const column = request.labelColumn ?? null;
+    const genes = request.genes ?? [];
+    if (column !== null && typeof column !== 'string') throw new Error('predictSection: labelColumn must be a string');
+    if (!Array.isArray(genes) || !genes.every((g) => typeof g === 'string'))
+      throw new Error('predictSection: genes must be an array of gene symbols');
+    if (genes.length > MAX_GENES) throw new Error(`predictSection: at most ${MAX_GENES} genes at a time`);
+    const target = this.host.section(sectionId);
+    const models = await this.host.listModels();
+    const model = models.find((m) => m.id === modelId);
+    if (!model) throw new Error(`predictSection: no model with id ${String(modelId).slice(0, 64)}`);
+    if (!isUsable(target)) {
+      throw new Error(`predictSection: ${target.section.name} has no H&E image with spots to predict on`);
+    }
+    const warnings: string[] = [];
+    let references: PredictableSection[];
+    if (request.referenceSectionIds !== undefined && request.referenceSectionIds !== null) {
+      if (!Array.isArray(request.referenceSectionIds) || request.referenceSectionIds.length === 0)
+        throw new Error('predictSection: referenceSectionIds must be a non-empty array of open section ids');
+      references = request.referenceSectionIds.map((id) => this.host.section(id));
+      const bare = references.filter((r) => !isUsable(r)).map((r) => r.section.name);
+      if (bare.length > 0)
+        throw new Error(`predictSection: reference section ${bare.join(', ')} has no H&E image with spots`);
+    } else {
+      references = this.host.sections().filter((s) => s.id !== sectionId && isUsable(s));
+      if (references.length === 0) references = [target];
+    }
+    references = [...new Map(references.map((r) => [r.id, r])).values()];
+    const resubstitution = references.some((r) => r.id === sectionId);
+    if (resubstitution) {
+      warnings.push(
+        references.length === 1
+          ? `resubstitution: ${target.section.name} is its own only reference, so its predictions repeat its own ` +
+              'labels and expression and say nothing about how well the model generalises'
+          : `resubstitution: ${target.section.name} is among its own references`,
+      );
+    }
+    if (column !== null && !references.some((r) => hasLabels(r.labels.get(column)))) {
+      throw new Error(
+        `predictSection: label column '${column}' missing in all reference sections (` +
+          `${references.map((r) => r.section.name).join(', ')})`,
+      );
+    }
+
+    const key = `${model.path}\u0000${model.date}`;
+    const all = [...references.filter((r) => r.id !== sectionId), target];
+    const embedded = new Map<string, EmbeddedSection>();
+    let space: EmbeddingSpace | null = null;
+    const missing = all.filter((s) => !this.cache.get(s.section)?.has(key));
+    if (missing.length > 0) {
+      await initBackend('auto');
+      const { model: loaded, checkpoint } = await loadModel(model.path);
+      try {
+        const panel = checkpoint.manifest.genePanel;
+        if (!panel) throw new Error(`predictSection: model ${model.name} has no gene panel`);
+        const result = await embedSections(
+          loaded,
+          panel,
+          missing.map((s) => s.section),
+        );
+        result.embedded.forEach((es, i) => {
+          const section = missing[i].section;
+          let byModel = this.cache.get(section);
+          if (!byModel) this.cache.set(section, (byModel = new Map()));
+          byModel.set(key, { embedded: es, space: result.space });
+        });
+      } finally {
+        loaded.dispose();
+      }
+    }
+    for (const s of all) {
+      const cached = this.cache.get(s.section)!.get(key)!;
+      embedded.set(s.id, cached.embedded);
+      space ??= cached.space;
+    }
+    const targetE = embedded.get(sectionId)!;
+    const refE = references.map((r) => embedded.get(r.id)!);
+    const nSpots = target.section.spots.ids.length;
+    const out: {
+      -readonly [K in keyof SectionPrediction]: SectionPrediction[K];
+    } = { modelId: model.id, referenceSectionIds: references.map((r) => r.id), genes: [], warnings };
+
+    if (column !== null) {
+      const labelled = references.filter((r) => hasLabels(r.labels.get(column)));
+      const lacking = references.filter((r) => !labelled.includes(r)).map((r) => r.section.name);
+      if (lacking.length > 0) warnings.push(`label column '${column}' missing in ${lacking.join(', ')}`);
+      const labelledE = labelled.map((r) => embedded.get(r.id)!);
+      const probe = linearProbe({
+        trainX: stack(labelledE, (es) => es.features),
+        trainY: labelled.flatMap((r, i) => Array.from(labelledE[i].spots, (s) => r.labels.get(column)?.[s] ?? null)),
+        testX: targetE.features,
+        testY: Array.from(targetE.spots, () => null),
+        dropLabels: ['undetermined'],
+        seed: 0,
+      });
+      const K = probe.trainingClasses.length;
+      const predictedClass: (string | null)[] = new Array<string | null>(nSpots).fill(null);
+      const probability: (number | null)[] = new Array<number | null>(nSpots).fill(null);
+      targetE.spots.forEach((s, r) => {
+        predictedClass[s] = probe.predictions[r];
+        let best = 0;
+        for (let c = 0; c < K; c++) best = Math.max(best, probe.probabilities.data[r * K + c]);
+        probability[s] = best;
+      });
+      out.labelColumn = column;
+      out.classes = probe.trainingClasses;
+      out.predictedClass = predictedClass;
+      out.probability = probability;
+    }
+
+    if (genes.length > 0) {
+      const measurable = target.section.genes.symbols.length > 0;
+      const source = sharedGeneSource(refE, measurable ? [targetE] : []);
+      const byUpper = new Map<string, number>();
+      source.genes.forEach((g, i) => {
+        if (!byUpper.has(g.toUpperCase())) byUpper.set(g.toUpperCase(), i);
+      });
+      const indices = genes.map((g) => {
+        const i = byUpper.get(g.trim().toUpperCase());
+        if (i === undefined) {
+          throw new Error(
+            `predictSection: gene ${JSON.stringify(g.slice(0, 64))} is not measured in every reference section` +
+              (measurable ? ` and ${target.section.name}` : ''),
+          );
+        }
+        return i;
+      });
+      const G = indices.length;
+      const values = indices.map((g) => source.train(g));
+      const n = values[0].length;
+      const data = new Float64Array(n * G);
+      values.forEach((v, g) => {
+        for (let i = 0; i < n; i++) data[i * G + g] = v[i];
+      });
+      const predicted = knnPredict(
+        stack(refE, (es) => es.embeddings),
+        { rows: n, cols: G, data },
+        targetE.embeddings,
+        {
+          k: Math.min(DEFAULT_K, n),
+          distance: space!.curvature === null ? euclideanDistance : lorentzDistance(space!.curvature),
+        },
+      );
+      out.targetSum = source.targetSum;
+      out.genes = indices.map((gene, g) => {
+        const p: (number | null)[] = new Array<number | null>(nSpots).fill(null);
+        targetE.spots.forEach((s, r) => (p[s] = predicted.data[r * G + g]));
+        let measured: (number | null)[] | null = null;
+        if (measurable) {
+          const m = source.test(gene);
+          measured = new Array<number | null>(nSpots).fill(null);
+          targetE.spots.forEach((s, r) => (measured![s] = m[r]));
+        }
+        return { symbol: source.genes[gene], predicted: p, measured };
+      });
+    }
+    return out;
+  }
+}
+
+function hasLabels(column: LabelColumn | undefined): boolean {
+  return column !== undefined && column.some((v) => v !== null && v !== undefined);
+}
