@@ -3,7 +3,6 @@
 // and Space Ranger scale factors. Recognised by content: an HDF5 file whose root says 'anndata' or holds obs/var/X.
 
 import { basename, extname } from 'node:path';
-import h5wasm from 'h5wasm/node';
 import type { Dataset, File as H5File, Group } from 'h5wasm/node';
 import { LATTICES, latticeKind, spaceRangerPixelSize, spotOutsideImage, spotRadiusPixels } from '../section/lattice.js';
 import {
@@ -18,7 +17,7 @@ import {
 import { SparseCounts } from '../section/sparse-counts.js';
 import { DataError } from './errors.js';
 import { ENSEMBL_ID, FLAT_STDEV, checkUnique } from './files.js';
-import { attribute, datasetAt, groupAt, isHdf5, numbersAt, stringsAt, withHdf5 } from './hdf5.js';
+import { attribute, datasetAt, groupAt, isDataset, isGroup, isHdf5, numbersAt, stringsAt, withHdf5 } from './hdf5.js';
 import type { SectionReader, SectionSource } from './reader.js';
 
 /** Numeric obs columns that are spot fields, not labels. */
@@ -109,7 +108,7 @@ function readAnnData(f: H5File, file: string, name: string): Section {
  */
 function checkVersion(f: H5File, file: string): void {
   const obs = f.get('obs');
-  if (obs instanceof h5wasm.Group) return;
+  if (isGroup(obs)) return;
   throw new DataError(
     file,
     obs
@@ -150,7 +149,7 @@ function readDataframe(g: Group, what: string): Dataframe {
 /** One dataframe column as numbers or strings (null = missing); null for kinds we have no use for. */
 function readColumn(g: Group, name: string): Column {
   const entity = g.get(name);
-  if (entity instanceof h5wasm.Group) {
+  if (isGroup(entity)) {
     switch (attribute(entity, 'encoding-type')) {
       case 'categorical':
         return categorical(numbersAt(entity, 'codes'), datasetAt(entity, 'categories'));
@@ -165,10 +164,10 @@ function readColumn(g: Group, name: string): Column {
         return null;
     }
   }
-  if (!(entity instanceof h5wasm.Dataset)) return null;
+  if (!isDataset(entity)) return null;
   // anndata 0.7 kept categories in obs/__categories/<name>; the codes are the column.
   const legacyCategories = g.get(`__categories/${name}`);
-  if (legacyCategories instanceof h5wasm.Dataset) return categorical(numbersAt(g, name), legacyCategories);
+  if (isDataset(legacyCategories)) return categorical(numbersAt(g, name), legacyCategories);
   const value = entity.value;
   if (Array.isArray(value) && value.every((v) => typeof v === 'string')) return { kind: 'strings', values: value };
   if (ArrayBuffer.isView(value) && !(value instanceof DataView)) {
@@ -246,14 +245,14 @@ function readCounts(f: H5File, nObs: number, nVar: number, warnings: string[]): 
 /** Dense array, or a csr_matrix / csc_matrix group (rows = obs). */
 function matrix(f: H5File, where: string, nObs: number, nVar: number): SparseCounts {
   const entity = f.get(where);
-  if (entity instanceof h5wasm.Dataset) {
+  if (isDataset(entity)) {
     const shape = entity.shape ?? [];
     if (shape.length !== 2 || shape[0] !== nObs || shape[1] !== nVar) {
       throw new Error(`dense shape ${shape.join(' x ')}, expected ${nObs} x ${nVar}`);
     }
     return SparseCounts.fromDense(nObs, nVar, Float64Array.from(numbersAt(f, where), Number));
   }
-  if (!(entity instanceof h5wasm.Group)) throw new Error('neither a dataset nor a group');
+  if (!isGroup(entity)) throw new Error('neither a dataset nor a group');
   const encoding = attribute(entity, 'encoding-type') ?? attribute(entity, 'h5sparse_format');
   const shapeAttribute = attribute(entity, 'shape');
   const shape = Array.isArray(shapeAttribute) ? shapeAttribute.map(Number) : [];
@@ -274,7 +273,7 @@ function integerCounts(counts: SparseCounts): boolean {
 /** obsm['spatial']: n x 2 (or more) array of full-resolution x, y. */
 function readPositions(f: H5File, ids: readonly string[]): { x: Float64Array; y: Float64Array } {
   const set = f.get('obsm/spatial');
-  if (!(set instanceof h5wasm.Dataset)) throw new Error("no obsm['spatial']: the file holds no spot positions");
+  if (!isDataset(set)) throw new Error("no obsm['spatial']: the file holds no spot positions");
   const shape = set.shape ?? [];
   if (shape.length !== 2 || shape[0] !== ids.length || shape[1] < 2) {
     throw new Error(`obsm/spatial has shape ${shape.join(' x ')}, expected ${ids.length} x 2`);
@@ -293,8 +292,8 @@ function readPositions(f: H5File, ids: readonly string[]): { x: Float64Array; y:
 
 function readLibrary(f: H5File, warnings: string[]): Library | null {
   const spatial = f.get('uns/spatial');
-  const names = spatial instanceof h5wasm.Group ? spatial.keys() : [];
-  if (!(spatial instanceof h5wasm.Group) || names.length === 0) {
+  const names = isGroup(spatial) ? spatial.keys() : [];
+  if (!isGroup(spatial) || names.length === 0) {
     warnings.push("no uns['spatial'] library: no image and no scale factors");
     return null;
   }
@@ -302,11 +301,11 @@ function readLibrary(f: H5File, warnings: string[]): Library | null {
   const libraryGroup = groupAt(spatial, names[0]);
   const scalefactors: Record<string, number> = {};
   const sf = libraryGroup.get('scalefactors');
-  if (sf instanceof h5wasm.Group) {
+  if (isGroup(sf)) {
     for (const key of sf.keys()) {
       // Numeric scalars only; anything else (strings, arrays) is no scale factor of ours.
       const entity = sf.get(key);
-      const value = entity instanceof h5wasm.Dataset && !entity.shape?.length ? Number(entity.value) : NaN;
+      const value = isDataset(entity) && !entity.shape?.length ? Number(entity.value) : NaN;
       if (Number.isFinite(value) && value > 0) scalefactors[key] = value;
     }
   }
@@ -329,7 +328,7 @@ function chooseImage(
     const origin = `${file}#${library.group.path.slice(1)}/images/${which}`;
     const set = library.group.get(`images/${which}`);
     const scale = sf[`tissue_${which}_scalef`];
-    if (!(set instanceof h5wasm.Dataset) || !set.shape?.every((d) => d > 0)) continue; // absent or empty placeholder
+    if (!isDataset(set) || !set.shape?.every((d) => d > 0)) continue; // absent or empty placeholder
     if (!scale) {
       warnings.push(`images/${which} is not used: no tissue_${which}_scalef scale factor`);
       continue;

@@ -2,7 +2,6 @@
 // should refuse, so files are checked before opening, and every failure becomes a DataError naming the file.
 
 import { open, stat } from 'node:fs/promises';
-import h5wasm from 'h5wasm/node';
 import type { Dataset, File as H5File, Group } from 'h5wasm/node';
 import { DataError, readingFile } from './errors.js';
 import { isFile } from './files.js';
@@ -66,7 +65,46 @@ async function storedEndOfFile(file: string, offset: number): Promise<number | n
   }
 }
 
-let throwingErrors = false;
+type Hdf5Library = typeof import('h5wasm/node').default;
+
+let instance = 0;
+let library: Promise<Hdf5Library> | null = null;
+
+/**
+ * The HDF5 library. Once it has failed inside wasm on a damaged file (abort, memory fault) its state cannot be
+ * trusted, and every later read would fail: `discardLibrary` drops it and the next call loads a fresh instance (to
+ * Node, the module URL with a new query is a new module, with its own wasm memory).
+ */
+function hdf5Library(): Promise<Hdf5Library> {
+  library ??= (async () => {
+    const url = import.meta.resolve('h5wasm/node') + (instance > 0 ? `?instance=${instance}` : '');
+    const lib = ((await import(url)) as { default: Hdf5Library }).default;
+    // HDF5 errors become exceptions instead of HDF5-DIAG lines on stderr and garbage reads.
+    (await lib.ready).activate_throwing_error_handler();
+    return lib;
+  })();
+  return library;
+}
+
+function discardLibrary(): void {
+  instance++;
+  library = null;
+}
+
+/** Whether an error came from inside the wasm library (an abort or a memory fault), not from HDF5's checks. */
+function isWasmFailure(error: unknown): boolean {
+  const errors = [error, error instanceof Error ? error.cause : undefined];
+  return errors.some((e) => e instanceof Error && e.name === 'RuntimeError');
+}
+
+/** Whether an h5wasm entity is a group (by its tag: entities of a fresh library instance are other classes). */
+export function isGroup(entity: unknown): entity is Group {
+  return (entity as { type?: string } | null)?.type === 'Group';
+}
+
+export function isDataset(entity: unknown): entity is Dataset {
+  return (entity as { type?: string } | null)?.type === 'Dataset';
+}
 
 /**
  * Opens an HDF5 file read-only and runs `use` on it; any failure (HDF5 errors, h5wasm aborts on damaged files,
@@ -74,12 +112,16 @@ let throwingErrors = false;
  */
 export async function withHdf5<T>(file: string, what: string, use: (f: H5File) => T): Promise<T> {
   await checkHdf5File(file);
-  const module = await h5wasm.ready;
-  if (!throwingErrors) {
-    // HDF5 errors become exceptions instead of HDF5-DIAG lines on stderr and garbage reads.
-    module.activate_throwing_error_handler();
-    throwingErrors = true;
+  const h5wasm = await hdf5Library();
+  try {
+    return await readHdf5(h5wasm, file, what, use);
+  } catch (error) {
+    if (isWasmFailure(error) || isWasmFailure((error as { cause?: unknown })?.cause)) discardLibrary();
+    throw error;
   }
+}
+
+async function readHdf5<T>(h5wasm: Hdf5Library, file: string, what: string, use: (f: H5File) => T): Promise<T> {
   let f: H5File;
   try {
     f = new h5wasm.File(file, 'r');
@@ -118,15 +160,14 @@ function hdf5Reason(error: unknown): string {
 /** A group at `path` under `parent`; throws when missing or a dataset. */
 export function groupAt(parent: Group, path: string): Group {
   const entity = parent.get(path);
-  if (!(entity instanceof h5wasm.Group)) throw new Error(`${path} is ${entity ? 'not a group' : 'missing'}`);
+  if (!isGroup(entity)) throw new Error(`${path} is ${entity ? 'not a group' : 'missing'}`);
   return entity;
 }
 
 /** A dataset at `path` under `g`; throws when missing or a group. */
 export function datasetAt(g: Group, path: string): Dataset {
   const entity = g.get(path);
-  if (!(entity instanceof h5wasm.Dataset))
-    throw new Error(`${joinPath(g, path)} is ${entity ? 'not a dataset' : 'missing'}`);
+  if (!isDataset(entity)) throw new Error(`${joinPath(g, path)} is ${entity ? 'not a dataset' : 'missing'}`);
   return entity;
 }
 

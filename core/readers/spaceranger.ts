@@ -4,7 +4,6 @@
 
 import { readdir } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import h5wasm from 'h5wasm/node';
 import type { File as H5File, Group } from 'h5wasm/node';
 import { LATTICES, spaceRangerPixelSize, spotOutsideImage, spotRadiusPixels } from '../section/lattice.js';
 import type { GeneTable, LabelColumn, Section, SectionImage, SpotTable } from '../section/section.js';
@@ -23,7 +22,7 @@ import {
   readText,
   subfolders,
 } from './files.js';
-import { isHdf5, numbersAt, stringsAt, withHdf5 } from './hdf5.js';
+import { isGroup, isHdf5, numbersAt, stringsAt, withHdf5 } from './hdf5.js';
 import type { SectionReader, SectionSource } from './reader.js';
 
 /** Visium geometry (docs §3.9): 55 um spots, 100 um apart. */
@@ -207,10 +206,10 @@ async function readH5Matrix(file: string): Promise<MatrixData> {
 /** `matrix` (Cell Ranger >= 3), or the one genome group of the older layout (`GRCh38/genes`, `gene_names`). */
 function matrixGroup(f: H5File): Group {
   const matrix = f.get('matrix');
-  if (matrix instanceof h5wasm.Group) return matrix;
+  if (isGroup(matrix)) return matrix;
   for (const key of f.keys()) {
     const group = f.get(key);
-    if (group instanceof h5wasm.Group && group.keys().includes('barcodes') && group.keys().includes('genes')) {
+    if (isGroup(group) && group.keys().includes('barcodes') && group.keys().includes('genes')) {
       return group;
     }
   }
@@ -224,7 +223,7 @@ interface Features {
 }
 
 function featuresOf(m: Group): Features {
-  if (m.get('features') instanceof h5wasm.Group) {
+  if (isGroup(m.get('features'))) {
     const types = m.get('features/feature_type') ? stringsAt(m, 'features/feature_type') : null;
     return { ids: stringsAt(m, 'features/id'), names: stringsAt(m, 'features/name'), types };
   }
