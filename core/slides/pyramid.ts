@@ -53,6 +53,11 @@ export class SlideCache {
     this.ready = removeStaleBuilds(this.dir).catch(() => undefined);
   }
 
+  /** Resolves once the start-up tidying of the cache folder (created if missing) is over. */
+  whenReady(): Promise<void> {
+    return this.ready;
+  }
+
   /** The slide's pyramid: built on first call (concurrent calls share one build), read from disk after. */
   async pyramid(image: SectionImage): Promise<SlideInfo> {
     await this.ready;

@@ -30,9 +30,10 @@ describe('uploadSection', () => {
     });
   });
 
-  afterEach(() => {
+  afterEach(async () => {
     studio.close();
-    // The slide cache tidies its folder in the background: retry while it does.
+    // The slide cache tidies (and creates) its folder in the background after construction.
+    await studio.slides.whenReady();
     rmSync(scratch, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 });
   });
 
@@ -121,6 +122,7 @@ describe('uploadSection', () => {
   it('needs a project folder', async () => {
     const bare = new Studio({ cacheDir: join(scratch, 'cache') });
     await expect(bare.uploadSection('A1', [{ path: 'a', data: '' }])).rejects.toThrow(/needs a project folder/);
+    await bare.slides.whenReady();
   });
 
   it.skipIf(!existsSync(A1))('uploads the HER2ST A1 folder in chunks; it opens with 346 spots', async () => {
