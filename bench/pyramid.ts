@@ -10,8 +10,10 @@ import sharp from 'sharp';
 import type { SectionImage } from '../core/section/section.js';
 import { clearPatchCache, extractPatches, type PatchSection } from '../core/slides/patches.js';
 import { SlideCache } from '../core/slides/pyramid.js';
+import { packageRoot } from '../core/resources.js';
 
-const DEFAULT_SLIDE = '/work/shared/data/her2st/B4';
+// The project's data folder sits beside the checkout (../shared/data).
+const DEFAULT_SLIDE = path.join(packageRoot(), '..', 'shared', 'data', 'her2st', 'B4');
 const CACHED_OPENS = 5;
 
 export async function benchPyramid(args: string[]): Promise<object> {

@@ -24,7 +24,8 @@ import { SparseCounts } from '../core/section/sparse-counts.js';
 import { startBrowserServer } from '../server/browser-server.js';
 import { CHROMIUM, CHROMIUM_ARGS } from './chromium.js';
 
-const DEFAULT_SLIDE = '/work/shared/data/her2st/B4';
+// The project's data folder sits beside the checkout (../shared/data).
+const DEFAULT_SLIDE = path.join(packageRoot(), '..', 'shared', 'data', 'her2st', 'B4');
 const VIEWPORT = { width: 1400, height: 860 };
 const GENES = ['ERBB2', 'GRB7', 'KRT19', 'CD74', 'MGP', 'ACTB'];
 const REGIONS = ['tumour', 'stroma', 'immune', 'adipose', 'normal gland'];

@@ -160,7 +160,7 @@ function maxDifference(a: Uint8Array, b: Uint8Array): number {
 
 describe('extractPatches on her2st A1 (2000 px image at scale 0.287604, 0.91747 um/px)', () => {
   it('cuts 112 px patches of tissue at the spots', async () => {
-    const dir = '/work/shared/data/her2st/A1';
+    const dir = path.resolve(import.meta.dirname, '../../../shared/data/her2st/A1');
     const rows = (await fs.readFile(path.join(dir, 'spots.tsv'), 'utf8')).trim().split(/\r?\n/).slice(1);
     const spots = rows.map((line) => line.split('\t')).map((f) => [Number(f[4]), Number(f[5])] as [number, number]);
     const a1 = {

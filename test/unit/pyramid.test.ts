@@ -9,7 +9,7 @@ import { DataError } from '../../core/readers/errors.js';
 import type { SectionImage } from '../../core/section/section.js';
 import { SlideCache, TILE_OVERLAP, TILE_SIZE } from '../../core/slides/pyramid.js';
 
-const A1 = '/work/shared/data/her2st/A1/image.png';
+const A1 = path.resolve(import.meta.dirname, '../../../shared/data/her2st/A1/image.png');
 const A1_SIZE = { width: 2000, height: 2138 };
 
 let tmp: string;
