@@ -10,6 +10,7 @@ import sharp from 'sharp';
 import type { SectionImage } from '../core/section/section.js';
 import { clearPatchCache, extractPatches, type PatchSection } from '../core/slides/patches.js';
 import { SlideCache } from '../core/slides/pyramid.js';
+import { openSections } from '../core/readers/open.js';
 import { packageRoot } from '../core/resources.js';
 
 // The project's data folder sits beside the checkout (../shared/data).
@@ -19,7 +20,7 @@ const CACHED_OPENS = 5;
 export async function benchPyramid(args: string[]): Promise<object> {
   const { values } = parseArgs({ args, options: { runs: { type: 'string' }, slide: { type: 'string' } } });
   const runs = Math.max(1, Number(values.runs ?? 3));
-  const { section, image, inTissue } = await readHer2st(values.slide ?? DEFAULT_SLIDE);
+  const { section, image, inTissue } = await readSlide(values.slide ?? DEFAULT_SLIDE);
   const memory = new MemorySampler();
 
   const buildSeconds: number[] = [];
@@ -72,34 +73,12 @@ export async function benchPyramid(args: string[]): Promise<object> {
   };
 }
 
-/** A her2st folder (image.jpg|png, spots.tsv, scalefactors_json.json) as a minimal section. */
-async function readHer2st(dir: string): Promise<{ section: PatchSection; image: SectionImage; inTissue: number[] }> {
-  const names = await fs.readdir(dir);
-  const imageName = names.find((name) => /^image\.(jpe?g|png|tiff?)$/i.test(name));
-  if (!imageName) throw new Error(`${dir}: no image.jpg or image.png`);
-  const file = path.join(dir, imageName);
-  const { width, height } = await sharp(file).metadata();
-  const factors = JSON.parse(await fs.readFile(path.join(dir, 'scalefactors_json.json'), 'utf8')) as {
-    microns_per_pixel_fullres: number;
-    tissue_hires_scalef: number;
-    spot_diameter_um: number;
-  };
-  const [header, ...lines] = (await fs.readFile(path.join(dir, 'spots.tsv'), 'utf8')).trim().split(/\r?\n/);
-  const columns = header.split('\t');
-  const rows = lines.map((line) => line.split('\t'));
-  const column = (name: string) => rows.map((row) => Number(row[columns.indexOf(name)]));
-  const selected = column('selected');
-
-  const image: SectionImage = { kind: 'file', path: file, width, height, scale: factors.tissue_hires_scalef };
-  const section: PatchSection = {
-    source: dir,
-    image,
-    micronsPerPixel: factors.microns_per_pixel_fullres,
-    spotDiameterMicrons: factors.spot_diameter_um,
-    spots: { x: Float64Array.from(column('pixel_x')), y: Float64Array.from(column('pixel_y')) },
-  };
-  const inTissue = selected.flatMap((value, spot) => (value === 1 ? [spot] : []));
-  return { section, image, inTissue };
+/** The slide's section through the app's own reader: its image and its in-tissue spots. */
+async function readSlide(dir: string): Promise<{ section: PatchSection; image: SectionImage; inTissue: number[] }> {
+  const [section] = await openSections(dir).then((opened) => opened.sections);
+  if (!section.image) throw new Error(`${dir}: the section has no image`);
+  const inTissue = Array.from(section.spots.inTissue).flatMap((value, spot) => (value === 1 ? [spot] : []));
+  return { section, image: section.image, inTissue };
 }
 
 /** Samples the resident set every 50 ms (libvips works off the JS thread, so the timer keeps firing). */

@@ -23,6 +23,13 @@ import type { Section } from '../core/section/section.js';
 import { SparseCounts } from '../core/section/sparse-counts.js';
 import { startBrowserServer } from '../server/browser-server.js';
 import { CHROMIUM, CHROMIUM_ARGS } from './chromium.js';
+import { Rng } from '../core/engine/random.js';
+
+/** Seeded uniform [0, 1) from the engine's generator. */
+function mulberry32(seed: number): () => number {
+  const generator = new Rng(seed);
+  return () => generator.next();
+}
 
 // The project's data folder sits beside the checkout (../shared/data).
 const DEFAULT_SLIDE = path.join(packageRoot(), '..', 'shared', 'data', 'her2st', 'B4');
@@ -446,18 +453,6 @@ export async function syntheticSection(dir: string, n: number): Promise<Section>
     spotSpacingMicrons: spacing * factors.microns_per_pixel_fullres,
     labels: new Map([['region', region]]),
     warnings: [],
-  };
-}
-
-/** Seeded uniform [0, 1). */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
 }
 

@@ -10,10 +10,9 @@
 
 import { initBackend } from '../engine/backend.js';
 import { loadModel } from '../engine/checkpoint.js';
-import { embedSections, sharedGeneSource, type EmbeddedSection, type EmbeddingSpace } from '../eval/evaluate.js';
+import { embedSections, sharedGeneSource, stack, type EmbeddedSection, type EmbeddingSpace } from '../eval/evaluate.js';
 import { euclideanDistance, knnPredict, lorentzDistance } from '../eval/gene-prediction.js';
 import { linearProbe } from '../eval/logistic.js';
-import type { Matrix } from '../eval/matrix.js';
 import type { LabelColumn, Section } from '../section/section.js';
 import type { ModelInfo, PredictionRequest, SectionPrediction } from './api.js';
 
@@ -38,18 +37,6 @@ export interface PredictionHost {
 interface CachedEmbedding {
   readonly embedded: EmbeddedSection;
   readonly space: EmbeddingSpace;
-}
-
-function stack(parts: readonly EmbeddedSection[], pick: (es: EmbeddedSection) => Matrix): Matrix {
-  const cols = pick(parts[0]).cols;
-  const rows = parts.reduce((n, p) => n + pick(p).rows, 0);
-  const data = new Float64Array(rows * cols);
-  let offset = 0;
-  for (const p of parts) {
-    data.set(pick(p).data, offset);
-    offset += pick(p).data.length;
-  }
-  return { rows, cols, data };
 }
 
 function isUsable(s: PredictableSection): boolean {

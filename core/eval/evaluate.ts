@@ -122,7 +122,8 @@ export function rowLabels(es: EmbeddedSection, column: string): (string | null)[
   return Array.from(es.spots, (s) => values?.[s] ?? null);
 }
 
-function stack(parts: readonly EmbeddedSection[], pick: (es: EmbeddedSection) => Matrix): Matrix {
+/** The rows of several sections' matrices, one below the other. */
+export function stack(parts: readonly EmbeddedSection[], pick: (es: EmbeddedSection) => Matrix): Matrix {
   const cols = pick(parts[0]).cols;
   const rows = parts.reduce((n, p) => n + pick(p).rows, 0);
   const data = new Float64Array(rows * cols);

@@ -4,7 +4,7 @@
 // a tab-separated file, a pandas index column (unnamed first column), `barcode`/`spot` for the spot column and
 // `class`/`annotation` for the label column, and R/pandas spellings of a missing value (NA, nan, ...).
 
-import { readFile } from 'node:fs/promises';
+import { readText } from '../readers/files.js';
 import { DataError } from '../readers/errors.js';
 import { labelValue } from '../section/section.js';
 import type { Annotations, ImportResult } from './annotations.js';
@@ -209,13 +209,6 @@ export async function importCsv(
   file: string,
   options: CsvImportOptions,
 ): Promise<CsvImportReport> {
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (error) {
-    throw new DataError(file, `cannot read: ${error instanceof Error ? error.message : String(error)}`, {
-      cause: error,
-    });
-  }
+  const text = await readText(file);
   return importCsvText(annotations, sectionId, text, file, options);
 }

@@ -15,7 +15,7 @@
 // So an export (which lists every spot) imports back to exactly the same labels and regions.
 
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { readText } from '../readers/files.js';
 import { DataError } from '../readers/errors.js';
 import { AnnotationError, colorToRgb, normalizeColor, type Annotations, type ImportResult } from './annotations.js';
 import { writeFileAtomic } from '../atomic-write.js';
@@ -615,13 +615,6 @@ export async function importGeoJson(
   file: string,
   options: GeoJsonImportOptions,
 ): Promise<GeoJsonImportReport> {
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (error) {
-    throw new DataError(file, `cannot read: ${error instanceof Error ? error.message : String(error)}`, {
-      cause: error,
-    });
-  }
+  const text = await readText(file);
   return importGeoJsonText(annotations, sectionId, text, file, options);
 }

@@ -19,6 +19,13 @@ import {
   type PairList,
 } from '../../core/engine/losses.js';
 import { entailmentLoss, expMap0 } from '../../core/engine/lorentz.js';
+import { Rng } from '../../core/engine/random.js';
+
+/** Seeded uniform [0, 1) from the engine's generator. */
+function mulberry32(seed: number): () => number {
+  const generator = new Rng(seed);
+  return () => generator.next();
+}
 
 beforeAll(async () => {
   await tf.setBackend('cpu');
@@ -41,18 +48,6 @@ const GOLDEN_CROSS = 0.703678;
 // §2.2 intra-modal all-pairs on the gene points, nnz [100, 300, 200]: pairs (0->1), (0->2), (2->1).
 const GOLDEN_INTRA_PAIRS = [1.179986, 1.388733, 1.443873];
 const GOLDEN_INTRA = 1.33753;
-
-/** Seeded uniform [0, 1) generator (mulberry32). */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** The scalar value of a tensor made in a tidy scope. */
 function value(fn: () => tf.Tensor): number {

@@ -10,6 +10,13 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DataError } from '../../core/readers/errors.js';
 import { openSections, type OpenResult } from '../../core/readers/open.js';
+import { Rng } from '../../core/engine/random.js';
+
+/** Seeded uniform [0, 1) from the engine's generator. */
+function rng(seed: number): () => number {
+  const generator = new Rng(seed);
+  return () => generator.next();
+}
 
 const DATA = path.resolve(import.meta.dirname, '../../../shared/data');
 const VISIUM = path.join(DATA, 'fixtures/visium-outs-seurat-mousebrain');
@@ -18,18 +25,6 @@ const A1 = path.join(DATA, 'her2st/A1');
 
 const VARIANTS = 24;
 const OPEN_TIMEOUT_MS = 10_000;
-
-/** mulberry32: a small seeded RNG, so that a failing variant is the same on every run. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function seedOf(text: string): number {
   let h = 2166136261;
