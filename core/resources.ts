@@ -15,9 +15,18 @@ export function packageRoot(): string {
   return dir;
 }
 
-/** The bundled demo section (HER2ST B4, downsized by scripts/make-demo.ts). */
+/**
+ * `p` moved from a packaged app's `app.asar` archive to `app.asar.unpacked` beside it, where electron-builder puts
+ * the files that must be opened by a real path (native libraries, wasm read by worker threads, images libvips
+ * decodes); any other path is returned unchanged.
+ */
+export function unpackedPath(p: string): string {
+  return p.replace(/([\\/])app\.asar(?=[\\/]|$)/, '$1app.asar.unpacked');
+}
+
+/** The bundled demo section (HER2ST B4, downsized by scripts/make-demo.ts); unpacked, as sharp reads its image. */
 export function demoPath(): string {
-  return resolve(packageRoot(), 'resources', 'demo');
+  return unpackedPath(resolve(packageRoot(), 'resources', 'demo'));
 }
 
 /** The bundled base model users fine-tune from (made by scripts/pretrain-base.ts). */
