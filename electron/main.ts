@@ -1,13 +1,13 @@
 // The Electron shell: one locked-down window showing the renderer from `delst://app`, tiles from
 // `delst://tiles`, and the StudioApi over one IPC channel. Kept thin: everything it calls is tested elsewhere
-// (the core directly, the renderer and the routes through the browser mode).
+// (the core directly, the renderer and the routes through the browser mode, the security policy in security.ts).
 
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { app, BrowserWindow, dialog, ipcMain, Menu, protocol, session } from 'electron';
-import { STUDIO_API_METHODS, type StudioApiMethod } from '../core/api/api.js';
+import type { StudioApiMethod } from '../core/api/api.js';
 import { Studio } from '../core/api/studio.js';
 import { demoPath, packageRoot } from '../core/resources.js';
 import { defaultCacheDir, defaultProjectDir } from '../launch.js';
@@ -15,22 +15,34 @@ import {
   confinedFile,
   contentSecurityPolicy,
   contentType,
+  realFileInside,
   TILE_PATH,
   tileFormatMatches,
 } from '../server/browser-server.js';
+import {
+  API_CHANNEL,
+  APP_ORIGIN,
+  APP_SCHEME,
+  isAllowedNavigation,
+  isAllowedRequest,
+  isAppUrl,
+  permissionAllowed,
+  TILE_ORIGIN,
+  validateApiCall,
+  WEB_PREFERENCES,
+  WINDOW_OPEN_DENIED,
+} from './security.js';
 
-const SCHEME = 'delst';
-const APP_ORIGIN = `${SCHEME}://app`;
-const API_CHANNEL = 'delst:api';
-
-const CONTENT_SECURITY_POLICY = contentSecurityPolicy(`${SCHEME}://tiles`);
+const CONTENT_SECURITY_POLICY = contentSecurityPolicy(TILE_ORIGIN);
 
 const COMMON_HEADERS = { 'x-content-type-options': 'nosniff', 'referrer-policy': 'no-referrer' };
 
 // Must run before `ready`: a standard, secure scheme gets an origin, fetch and CORS like https.
 protocol.registerSchemesAsPrivileged([
-  { scheme: SCHEME, privileges: { standard: true, secure: true, supportFetchAPI: true, corsEnabled: true } },
+  { scheme: APP_SCHEME, privileges: { standard: true, secure: true, supportFetchAPI: true, corsEnabled: true } },
 ]);
+// Every renderer sandboxed, whatever a window asks for (also before `ready`).
+app.enableSandbox();
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 const root = packageRoot();
@@ -83,11 +95,12 @@ async function serve(request: Request): Promise<Response> {
     const file = await Promise.resolve(studio.slides.tileFile(key, Number(level), Number(col), Number(row))).catch(
       () => null,
     );
-    if (!file || !tileFormatMatches(file, format)) return notFound();
-    return new Response(await readFile(file), {
+    const real = file && tileFormatMatches(file, format) ? await realFileInside(studio.slides.dir, file) : null;
+    if (!real) return notFound();
+    return new Response(await readFile(real), {
       headers: {
         ...COMMON_HEADERS,
-        'content-type': contentType(file),
+        'content-type': contentType(real),
         'cache-control': 'private, max-age=86400',
         // The page (delst://app) draws tiles on canvas/WebGL: allow it to read them without tainting.
         'access-control-allow-origin': APP_ORIGIN,
@@ -99,18 +112,22 @@ async function serve(request: Request): Promise<Response> {
 
 type ApiReply = { ok: true; value: unknown } | { ok: false; error: string };
 
-async function callApi(senderUrl: string, method: unknown, args: unknown): Promise<ApiReply> {
-  if (!senderUrl.startsWith(`${APP_ORIGIN}/`)) return { ok: false, error: 'forbidden' };
-  if (typeof method !== 'string' || !(STUDIO_API_METHODS as readonly string[]).includes(method)) {
-    return { ok: false, error: `unknown API method: ${String(method).slice(0, 64)}` };
-  }
-  if (!Array.isArray(args)) return { ok: false, error: 'arguments must be an array' };
-  const fn = studio[method as StudioApiMethod] as (...a: unknown[]) => Promise<unknown>;
+/** One API call from a page: only the app's own main frame may call, and only with a valid call. */
+async function callApi(event: Electron.IpcMainInvokeEvent, method: unknown, args: unknown): Promise<ApiReply> {
+  const frame = event.senderFrame;
+  if (!frame || frame.parent !== null || !isAppUrl(frame.url)) return { ok: false, error: 'forbidden' };
+  let name: StudioApiMethod;
   try {
-    return { ok: true, value: (await fn.apply(studio, args)) ?? null };
+    name = validateApiCall(method, args);
+  } catch (error) {
+    return { ok: false, error: error instanceof Error ? error.message : String(error) };
+  }
+  const fn = studio[name] as (...a: unknown[]) => Promise<unknown>;
+  try {
+    return { ok: true, value: (await fn.apply(studio, args as unknown[])) ?? null };
   } catch (error) {
     // DataError messages name the file and the problem; no stacks cross to the renderer.
-    if (!(error instanceof Error && error.name === 'DataError')) console.error(`delst api ${method}:`, error);
+    if (!(error instanceof Error && error.name === 'DataError')) console.error(`delst api ${name}:`, error);
     return { ok: false, error: error instanceof Error ? error.message : String(error) };
   }
 }
@@ -175,16 +192,7 @@ function createWindow(): BrowserWindow {
     title: 'DELST Studio',
     backgroundColor: '#f5f6f8',
     show: false,
-    webPreferences: {
-      preload: join(here, 'preload.cjs'),
-      contextIsolation: true,
-      sandbox: true,
-      nodeIntegration: false,
-      webSecurity: true,
-      webviewTag: false,
-      navigateOnDragDrop: false,
-      spellcheck: false,
-    },
+    webPreferences: { ...WEB_PREFERENCES, preload: join(here, 'preload.cjs') },
   });
   win.once('ready-to-show', () => win.show());
   win.on('closed', () => {
@@ -205,12 +213,25 @@ if (!app.requestSingleInstanceLock()) {
     void openPaths(cliRequest(argv, workingDirectory).paths);
   });
 
-  // Every web contents: no navigation away, no new windows, no <webview>.
+  // macOS hands files opened from the Finder (the .h5ad association) to the app as 'open-file' events, the first
+  // ones before `ready`.
+  const filesBeforeReady: string[] = [];
+  app.on('open-file', (event, path) => {
+    event.preventDefault();
+    if (app.isReady()) void openPaths([path]);
+    else filesBeforeReady.push(path);
+  });
+
+  // Every web contents (windows, devtools, any frame): no navigation away, no new windows, no <webview>.
   app.on('web-contents-created', (_event, contents) => {
-    contents.on('will-navigate', (event) => event.preventDefault());
-    contents.on('will-redirect', (event) => event.preventDefault());
+    const guard = (details: Electron.Event<{ url: string }>) => {
+      if (!isAllowedNavigation(details.url)) details.preventDefault();
+    };
+    contents.on('will-navigate', guard);
+    contents.on('will-frame-navigate', guard);
+    contents.on('will-redirect', guard);
     contents.on('will-attach-webview', (event) => event.preventDefault());
-    contents.setWindowOpenHandler(() => ({ action: 'deny' }));
+    contents.setWindowOpenHandler(() => WINDOW_OPEN_DENIED);
   });
 
   app.on('window-all-closed', () => app.quit());
@@ -224,17 +245,24 @@ if (!app.requestSingleInstanceLock()) {
   });
 
   void app.whenReady().then(async () => {
-    session.defaultSession.setPermissionRequestHandler((_contents, _permission, callback) => callback(false));
-    session.defaultSession.setPermissionCheckHandler(() => false);
-    protocol.handle(SCHEME, serve);
-    ipcMain.handle(API_CHANNEL, (event, method: unknown, args: unknown) =>
-      callApi(event.senderFrame?.url ?? '', method, args),
+    const { defaultSession } = session;
+    defaultSession.setPermissionRequestHandler((_contents, permission, callback) =>
+      callback(permissionAllowed(permission)),
     );
+    defaultSession.setPermissionCheckHandler((_contents, permission) => permissionAllowed(permission));
+    defaultSession.setDevicePermissionHandler(() => false);
+    // Offline: nothing but the app's own scheme (and blobs, data URLs, devtools) leaves a page.
+    defaultSession.webRequest.onBeforeRequest((details, callback) =>
+      callback({ cancel: !isAllowedRequest(details.url) }),
+    );
+    protocol.handle(APP_SCHEME, serve);
+    ipcMain.handle(API_CHANNEL, (event, method: unknown, args: unknown) => callApi(event, method, args));
     Menu.setApplicationMenu(buildMenu());
 
     const request = cliRequest(process.argv);
     const demo = demoPath();
-    await openPaths([...(request.demo && existsSync(demo) ? [demo] : []), ...request.paths], true);
+    const given = [...request.paths, ...filesBeforeReady];
+    await openPaths([...(request.demo && existsSync(demo) ? [demo] : []), ...given], true);
     window = createWindow();
   });
 }

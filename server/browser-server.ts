@@ -6,7 +6,10 @@
 // - API calls send it in the `x-delst-token` header (a cookie alone is not enough for the API);
 // - opening `/?token=...` sets an HttpOnly, SameSite=Strict cookie, which the page's own asset and tile
 //   requests then carry (OpenSeadragon loads tiles as plain images and cannot add headers);
-// - the Host header must name this server (127.0.0.1:port or localhost:port).
+// - the Host header must name this server (127.0.0.1:port or localhost:port), and so must an Origin header;
+// - API calls from another site (Sec-Fetch-Site) are refused even with the token;
+// - every API call is checked (method, argument count, types and size) before the core sees it: validateApiCall;
+// - static files come only from the renderer folder and tiles only from the slide cache, symlinks resolved.
 
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { createReadStream } from 'node:fs';
@@ -14,10 +17,13 @@ import { realpath, stat } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { extname, isAbsolute, relative, resolve, sep } from 'node:path';
-import { STUDIO_API_METHODS, type StudioApi, type StudioApiMethod } from '../core/api/api.js';
+import type { StudioApi, StudioApiMethod } from '../core/api/api.js';
+import { ApiCallError, apiSizeLimit, isApiMethod, validateApiCall } from '../electron/security.js';
 
 /** The part of the slide cache the tile route needs (the real one is `Studio.slides`). */
 export interface TileFiles {
+  /** The cache folder: a tile file must really (symlinks resolved) lie inside it. */
+  readonly dir: string;
   /** The file holding one DeepZoom tile, or null when there is none. Rejects keys that would leave the cache. */
   tileFile(key: string, level: number, col: number, row: number): string | null | Promise<string | null>;
 }
@@ -43,21 +49,10 @@ export interface BrowserServer {
 }
 
 export const TOKEN_HEADER = 'x-delst-token';
-const MAX_BODY_BYTES = 1 << 20;
-/** importAnnotations carries a whole GeoJSON file (every spot a 32-gon: ~1 kB a spot). */
-const MAX_IMPORT_BODY_BYTES = 256 << 20;
-/** uploadSection carries chunks of files in base64: the renderer sends at most 8 MiB of bytes a call. */
-const MAX_UPLOAD_BODY_BYTES = 16 << 20;
 
-/** The body limit of each API method that takes more than MAX_BODY_BYTES. */
-const BODY_LIMITS: Partial<Record<StudioApiMethod, number>> = {
-  importAnnotations: MAX_IMPORT_BODY_BYTES,
-  uploadSection: MAX_UPLOAD_BODY_BYTES,
-};
-
-/** The largest request body the server takes for an API method. */
+/** The largest request body the server takes for an API method (the same limit as over Electron's IPC). */
 export function bodyLimit(method: StudioApiMethod): number {
-  return BODY_LIMITS[method] ?? MAX_BODY_BYTES;
+  return apiSizeLimit(method);
 }
 
 /**
@@ -167,9 +162,14 @@ export async function startBrowserServer(options: BrowserServerOptions): Promise
   });
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    // DNS rebinding: a page of another site that resolves its name to 127.0.0.1 sends its own name as the Host.
     const host = req.headers.host;
     if (host !== `127.0.0.1:${port}` && host !== `localhost:${port}`) {
-      return sendJson(res, 403, { error: 'forbidden' });
+      return sendJson(res, 403, { error: 'forbidden: wrong Host header' });
+    }
+    const origin = req.headers.origin;
+    if (origin !== undefined && origin !== `http://127.0.0.1:${port}` && origin !== `http://localhost:${port}`) {
+      return sendJson(res, 403, { error: 'forbidden: wrong Origin header' });
     }
     const rawUrl = req.url ?? '/';
     if (!rawUrl.startsWith('/')) return sendJson(res, 400, { error: 'bad request' });
@@ -183,7 +183,11 @@ export async function startBrowserServer(options: BrowserServerOptions): Promise
 
     if (pathname.startsWith('/api/')) {
       // The API needs the header: a cookie alone could be replayed by a form on another site.
-      if (!fromHeader) return sendJson(res, 403, { error: 'forbidden' });
+      if (!fromHeader) return sendJson(res, 403, { error: 'forbidden: missing or wrong token' });
+      const site = req.headers['sec-fetch-site'];
+      if (site !== undefined && site !== 'same-origin') {
+        return sendJson(res, 403, { error: 'forbidden: API calls come from the app only' });
+      }
       if (req.method !== 'POST') return sendJson(res, 405, { error: 'use POST' }, { allow: 'POST' });
       return handleApi(req, res, pathname.slice('/api/'.length));
     }
@@ -203,24 +207,27 @@ export async function startBrowserServer(options: BrowserServerOptions): Promise
   }
 
   async function handleApi(req: IncomingMessage, res: ServerResponse, name: string): Promise<void> {
-    if (!(STUDIO_API_METHODS as readonly string[]).includes(name)) {
-      return sendJson(res, 404, { error: `unknown API method: ${name.slice(0, 64)}` });
-    }
+    if (!isApiMethod(name)) return sendJson(res, 404, { error: `unknown API method: ${name.slice(0, 64)}` });
     const bodyType = req.headers['content-type'] ?? '';
     if (!/^application\/json\b/i.test(bodyType)) {
       return sendJson(res, 415, { error: 'expected a JSON body (content-type: application/json)' });
     }
     let args: unknown;
     try {
-      args = JSON.parse(await readBody(req, bodyLimit(name as StudioApiMethod)));
+      args = JSON.parse(await readBody(req, bodyLimit(name)));
     } catch (error) {
-      if (error instanceof HttpError) return sendJson(res, error.status, { error: error.message });
-      return sendJson(res, 400, { error: 'the body is not valid JSON' });
+      if (error instanceof HttpError) return sendJson(res, error.status, { error: `${name}: ${error.message}` });
+      return sendJson(res, 400, { error: `${name}: the body is not valid JSON` });
     }
-    if (!Array.isArray(args)) return sendJson(res, 400, { error: 'the body must be a JSON array of arguments' });
-    const method = studio[name as StudioApiMethod] as (...a: unknown[]) => Promise<unknown>;
     try {
-      const result = await method.apply(studio, args);
+      validateApiCall(name, args);
+    } catch (error) {
+      if (error instanceof ApiCallError) return sendJson(res, error.status, { error: error.message });
+      throw error;
+    }
+    const method = studio[name] as (...a: unknown[]) => Promise<unknown>;
+    try {
+      const result = await method.apply(studio, args as unknown[]); // an array: validateApiCall checked it
       sendJson(res, 200, result ?? null);
     } catch (error) {
       // DataError messages name the file and the problem: shown to users as they are. Never a stack.
@@ -240,11 +247,10 @@ export async function startBrowserServer(options: BrowserServerOptions): Promise
     } catch {
       file = null;
     }
-    // The cache decides the file; its extension must be the one asked for.
-    if (!file || !tileFormatMatches(file, format)) {
-      return sendJson(res, 404, { error: 'not found' });
-    }
-    return sendFile(req, res, file, { 'cache-control': 'private, max-age=86400' });
+    // The cache decides the file; its extension must be the one asked for, and it must really lie in the cache.
+    const real = file && tileFormatMatches(file, format) ? await realFileInside(studio.slides.dir, file) : null;
+    if (!real) return sendJson(res, 404, { error: 'not found' });
+    return sendFile(req, res, real, { 'cache-control': 'private, max-age=86400' });
   }
 
   async function handleStatic(
@@ -296,9 +302,17 @@ export async function confinedFile(root: string, urlPath: string): Promise<strin
   if (segments.some((s) => s === '' || s.startsWith('.'))) return null;
   const candidate = resolve(root, ...segments);
   if (!isInside(root, candidate)) return null;
+  return realFileInside(root, candidate);
+}
+
+/**
+ * The real path of `file` when it is a regular file really inside `root` (both with symlinks resolved), else null:
+ * a symlink planted in a served folder (renderer, slide cache) cannot hand out a file from elsewhere.
+ */
+export async function realFileInside(root: string, file: string): Promise<string | null> {
   try {
-    const real = await realpath(candidate);
-    if (!isInside(root, real)) return null;
+    const [realRoot, real] = await Promise.all([realpath(root), realpath(file)]);
+    if (!isInside(realRoot, real)) return null;
     return (await stat(real)).isFile() ? real : null;
   } catch {
     return null;

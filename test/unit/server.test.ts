@@ -26,6 +26,8 @@ import type {
   ModelInfo,
   PredictionRequest,
   SectionPrediction,
+  SimilarSpot,
+  HyperbolicMap,
   TrainingRequest,
   TrainingStatus,
 } from '../../core/api/api.js';
@@ -54,6 +56,7 @@ class FakeStudio implements StudioApi {
 
   constructor(tilesDir: string) {
     this.slides = {
+      dir: tilesDir,
       tileFile: async (key, level, col, row) => {
         if (key.includes('.') || key.includes('/')) throw new Error('outside the cache');
         if (key === 'abc' && level === 3 && col === 1 && row === 2) return join(tilesDir, 'abc', '3', '1_2.jpeg');
@@ -195,6 +198,16 @@ class FakeStudio implements StudioApi {
     this.calls.push(['predictSection', [sectionId, request]]);
     return { modelId: request.modelId, referenceSectionIds: [sectionId], genes: [], warnings: [] };
   };
+  findSimilarSpots = async (): Promise<SimilarSpot[]> => [];
+  tileSection = async (): Promise<never> => {
+    throw new Error('tileSection: not a bare H&E image');
+  };
+  getHyperbolicMap = async (): Promise<HyperbolicMap> => ({
+    modelId: 'base',
+    curvature: 1,
+    projection: '',
+    sections: [],
+  });
 }
 
 const TRAINING: TrainingStatus = {
