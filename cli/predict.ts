@@ -1,18 +1,25 @@
 // `delst predict MODEL INPUT --out FILE.csv --train SECTION... [--label-column COL] [options]`: per in-tissue spot
 // of INPUT (a section with spots), its id, position, predicted class and probability (a linear probe trained on
 // the --train sections' label column) and predicted expression of the top genes (kNN from the --train sections'
-// spots, as `delst eval` does). The CSV is written atomically. Bare H&E images (no spots) are not handled yet.
+// spots, as `delst eval` does). A bare H&E image is tiled first (core/slides/tiling.ts: tissue detection, then
+// spot-sized tiles at the --train sections' spot diameter) and the tiles are predicted as spots. The CSV is written
+// atomically.
 
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { BackendChoice } from '../core/engine/backend.js';
 import { writeFileAtomic } from '../core/engine/npy.js';
-import { hasLabelColumn, rowLabels, sharedGeneSource, type EmbeddedSection } from '../core/eval/evaluate.js';
+import { hasLabelColumn, rowLabels, sharedGeneSource, stack } from '../core/eval/evaluate.js';
 import { euclideanDistance, knnPredict, lorentzDistance, selectGenes } from '../core/eval/gene-prediction.js';
 import { linearProbe } from '../core/eval/logistic.js';
 import type { Matrix } from '../core/eval/matrix.js';
+import { GeometryError, regionGeometry, type RegionGeometry } from '../core/project/geometry.js';
 import { openSections } from '../core/readers/open.js';
+import type { Section } from '../core/section/section.js';
+import { tileImage } from '../core/slides/tiling.js';
 import { choiceOption, numberOption, parseArgs, UsageError } from './args.js';
 import { embedWithModel, modelPath, readImagedSections, takeLists } from './eval.js';
+import { progressBar } from './progress.js';
 
 export const PREDICT_USAGE = `Usage: delst predict MODEL INPUT --out FILE.csv --train SECTION... [options]
 
@@ -21,7 +28,10 @@ Writes one CSV row per in-tissue spot of INPUT (a section with spots and its H&E
 frozen backbone features, trained on the --train sections), then the predicted expression of the most variable
 genes of the --train spots and of --genes, as ln(1 + count / spot total * T) with T the median spot total of the
 --train spots (nearest --train spots in the image embedding space, as delst eval). MODEL: a model folder or 'base'.
-Bare H&E images without spots are not supported yet.
+
+INPUT may be a bare H&E image (PNG, JPEG, TIFF/SVS): its tissue is detected (glass and background skipped) and
+tiled with spot-sized tiles on a hexagonal grid, tiles of the --train sections' spot diameter (the scale the
+references were embedded at), which are then predicted as spots: rows tile_id (tile_ROW_COL), x, y (image pixels).
 
 Options:
   --out FILE.csv         the CSV (written atomically)
@@ -33,28 +43,22 @@ Options:
   --k N                  neighbours (default 50)
   --seed S               seed of the probe's inner split (default 0)
   --backend B            auto, tensorflow or wasm (default auto)
-  --json                 print what was written as JSON`;
+  --json                 print what was written as JSON
+Bare images:
+  --microns-per-pixel X  the image's pixel size (required unless the TIFF says; 0.25 at 40x, 0.5 at 20x)
+  --spacing UM           centre-to-centre distance of tiles (default: the spot diameter, so tiles touch)
+  --region FILE.geojson  only tiles whose centres fall in its polygons (image pixels; a GeoJSON geometry, Feature
+                         or FeatureCollection of Polygons/MultiPolygons, e.g. exported from QuPath)`;
 
 function csvField(value: string): string {
   return /[",\r\n]/.test(value) ? `"${value.replace(/"/g, '""')}"` : value;
-}
-
-function stack(parts: readonly EmbeddedSection[], pick: (es: EmbeddedSection) => Matrix): Matrix {
-  const cols = pick(parts[0]).cols;
-  const data = new Float64Array(parts.reduce((n, p) => n + pick(p).data.length, 0));
-  let offset = 0;
-  for (const p of parts) {
-    data.set(pick(p).data, offset);
-    offset += pick(p).data.length;
-  }
-  return { rows: data.length / cols, cols, data };
 }
 
 export async function runPredict(args: readonly string[]): Promise<number> {
   const { rest, lists } = takeLists(args, ['train']);
   const parsed = parseArgs(
     rest,
-    ['out', 'label-column', 'top-genes', 'genes', 'k', 'seed', 'backend'],
+    ['out', 'label-column', 'top-genes', 'genes', 'k', 'seed', 'backend', 'microns-per-pixel', 'spacing', 'region'],
     ['json', 'keep-undetermined'],
   );
   if (parsed.positional.length !== 2)
@@ -76,16 +80,27 @@ export async function runPredict(args: readonly string[]): Promise<number> {
   const backend = choiceOption<BackendChoice>(parsed, 'backend', ['auto', 'tensorflow', 'wasm']) ?? 'auto';
   const json = parsed.options.has('json');
 
-  const { sections: found } = await openSections(inputPath);
+  const micronsPerPixel = numberOption(parsed, 'microns-per-pixel', { positive: true });
+  const spacing = numberOption(parsed, 'spacing', { positive: true });
+  const regionFile = parsed.options.get('region');
+
+  const { sections: found, failures } = await openSections(inputPath);
+  if (found.length === 0 && failures.length > 0) throw failures[0];
   if (found.length !== 1) throw new UsageError(`${inputPath} holds ${found.length} sections: give one section`);
-  const input = found[0];
-  if (input.format === 'image' || input.spots.ids.length === 0) {
+  const bare = found[0].format === 'image';
+  if (!bare && (micronsPerPixel !== undefined || spacing !== undefined || regionFile !== undefined)) {
     throw new UsageError(
-      `${input.name} is a bare image without spots: predicting on tiled H&E images is not implemented yet`,
+      `${found[0].name} has spots of its own: --microns-per-pixel, --spacing and --region are for bare images`,
     );
   }
-  if (!input.image) throw new UsageError(`${input.name} has no H&E image`);
+  if (!found[0].image) throw new UsageError(`${found[0].name} has no H&E image`);
+  // What a bare image needs is checked before the (slower) reading of the references.
+  const imageMpp = bare ? pixelSize(found[0], micronsPerPixel) : 0;
+  const region = regionFile === undefined ? null : await readRegion(regionFile);
   const train = await readImagedSections(trainPaths);
+  const input = bare
+    ? await tiled(found[0], train, { micronsPerPixel: imageMpp, spacing, region, quiet: json })
+    : found[0];
   if (column !== null) {
     const lacking = train.filter((s) => !hasLabelColumn(s, column)).map((s) => s.name);
     if (lacking.length > 0) {
@@ -99,7 +114,7 @@ export async function runPredict(args: readonly string[]): Promise<number> {
   const trainE = embedded.slice(0, train.length);
   const target = embedded[train.length];
 
-  const header = ['spot_id', 'x', 'y'];
+  const header = [bare ? 'tile_id' : 'spot_id', 'x', 'y'];
   const columns: string[][] = [];
   let classes: string[] = [];
   if (column !== null) {
@@ -149,8 +164,15 @@ export async function runPredict(args: readonly string[]): Promise<number> {
     });
   }
   const { x, y, ids } = target.section.spots;
+  // Tiles are placed in image pixels; the section keeps full-resolution pixels (the same for a bare image).
+  const scale = bare ? target.section.image!.scale : 1;
   const rows = Array.from(target.spots, (s, r) =>
-    [csvField(ids[s]), x[s].toFixed(2), y[s].toFixed(2), ...columns.map((c) => csvField(c[r]))].join(','),
+    [
+      csvField(ids[s]),
+      (x[s] * scale).toFixed(2),
+      (y[s] * scale).toFixed(2),
+      ...columns.map((c) => csvField(c[r])),
+    ].join(','),
   );
   const file = path.resolve(out);
   await writeFileAtomic(file, [header.map(csvField).join(','), ...rows].join('\n') + '\n');
@@ -159,6 +181,7 @@ export async function runPredict(args: readonly string[]): Promise<number> {
     model: model.path,
     input: target.name,
     spots: rows.length,
+    tiled: bare ? { diameterMicrons: input.spotDiameterMicrons, spacingMicrons: input.spotSpacingMicrons } : null,
     labelColumn: column,
     classes,
     genes: selection.indices.map((g) => source.genes[g]),
@@ -170,10 +193,90 @@ export async function runPredict(args: readonly string[]): Promise<number> {
   console.log(
     json
       ? JSON.stringify(summary)
-      : `${rows.length} spots of ${target.name}: ${column !== null ? `class (${classes.length} classes), ` : ''}` +
+      : `${rows.length} ${bare ? 'tiles' : 'spots'} of ${target.name}: ${column !== null ? `class (${classes.length} classes), ` : ''}` +
           `${summary.genes.length} genes; ${file}`,
   );
   if (selection.unknown.length > 0 && !json)
     console.error(`delst predict: genes not found: ${selection.unknown.join(', ')}`);
   return 0;
+}
+
+/** Microns per image pixel of a bare image: as given, else as its file says. */
+function pixelSize(image: Section, given: number | undefined): number {
+  const scale = image.image!.scale;
+  const micronsPerPixel = given ?? (image.micronsPerPixel ? image.micronsPerPixel / scale : undefined);
+  if (micronsPerPixel === undefined) {
+    throw new UsageError(
+      `the pixel size of ${image.source} is unknown: give --microns-per-pixel X (0.25 at 40x, 0.5 at 20x)`,
+    );
+  }
+  return micronsPerPixel;
+}
+
+/** The bare image with tiles as its spots, at the --train sections' spot diameter. */
+async function tiled(
+  image: Section,
+  train: readonly Section[],
+  options: { micronsPerPixel: number; spacing?: number; region: RegionGeometry | null; quiet: boolean },
+): Promise<Section> {
+  const { micronsPerPixel } = options;
+  const diameters = [...new Set(train.map((s) => s.spotDiameterMicrons))];
+  if (diameters.length > 1) {
+    throw new UsageError(
+      `the --train sections have spots of ${diameters.join(' and ')} um: tiles need one size, give sections of one platform`,
+    );
+  }
+  const bar = options.quiet ? null : progressBar('tiling');
+  bar?.update(0, 1, 'detecting tissue');
+  const result = await tileImage(image, {
+    micronsPerPixel,
+    diameterMicrons: diameters[0],
+    spacingMicrons: options.spacing,
+    region: options.region,
+  }).finally(() => bar?.finish());
+  const n = result.grid.ids.length;
+  if (n === 0) {
+    throw new UsageError(`no tissue found in ${image.source}${options.region ? ' inside the --region' : ''}`);
+  }
+  if (!options.quiet) {
+    console.error(
+      `delst predict: ${n} tiles of ${result.grid.diameterMicrons} um, ${result.grid.spacingMicrons} um apart, ` +
+        `over ${(result.mask.fraction * 100).toFixed(1)}% tissue of ${image.name}`,
+    );
+  }
+  return result.section;
+}
+
+/** The polygons of a GeoJSON file (geometry, Feature or FeatureCollection), in image pixels. */
+async function readRegion(file: string): Promise<RegionGeometry> {
+  const fail = (problem: string): never => {
+    throw new UsageError(`${file}: ${problem}`);
+  };
+  const text = await readFile(file, 'utf8').catch((error: NodeJS.ErrnoException) =>
+    fail(error.code === 'ENOENT' ? 'no such file' : `cannot read it (${error.code ?? error.message})`),
+  );
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return fail('not valid JSON');
+  }
+  const geometries: unknown[] = [];
+  const collect = (node: unknown): void => {
+    const item = node as { type?: unknown; geometry?: unknown; features?: unknown };
+    if (item?.type === 'FeatureCollection' && Array.isArray(item.features)) item.features.forEach(collect);
+    else if (item?.type === 'Feature') collect(item.geometry);
+    else if (item?.type === 'Polygon' || item?.type === 'MultiPolygon') geometries.push(node);
+  };
+  collect(value);
+  if (geometries.length === 0) fail('no Polygon or MultiPolygon in it');
+  try {
+    const polygons = geometries
+      .map(regionGeometry)
+      .flatMap((g) => (g.type === 'Polygon' ? [g.coordinates] : g.coordinates));
+    return { type: 'MultiPolygon', coordinates: polygons };
+  } catch (error) {
+    if (error instanceof GeometryError) return fail(error.message);
+    throw error;
+  }
 }

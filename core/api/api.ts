@@ -159,7 +159,8 @@ export interface StudioApi {
   redo(sectionId: string): Promise<SectionAnnotations>;
   /**
    * A section's annotations as QuPath GeoJSON (full-resolution pixels, every spot a detection) or CSV
-   * `spot_id,label`; also written (atomically) to `path`, an absolute path, when one is given.
+   * `spot_id,label`; also written (atomically) to `path` when one is given: an absolute path of a NEW file (exports
+   * never overwrite) in a folder that exists, ending with `.geojson`/`.json` or `.csv` (see core/api/paths.ts).
    */
   exportAnnotations(sectionId: string, format: AnnotationFormat, path?: string | null): Promise<AnnotationExport>;
   /** Imports GeoJSON or CSV text over the section's annotations, as one undo step. */
@@ -191,7 +192,7 @@ export interface StudioApi {
   renameModel(modelId: string, name: string): Promise<ModelInfo[]>;
   /** Deletes a model folder of the library (not the base model, not the one training). */
   deleteModel(modelId: string): Promise<ModelInfo[]>;
-  /** Writes the model's current checkpoint as a model folder at `path` (absolute; must not exist yet). */
+  /** Writes the model's current checkpoint as a model folder at `path` (absolute, new, in a folder that exists). */
   exportModel(modelId: string, path: string): Promise<{ readonly path: string }>;
   /** Copies a model folder (exported or a training folder) into the library. */
   importModel(path: string): Promise<ModelInfo>;
@@ -204,6 +205,98 @@ export interface StudioApi {
    * per model and section.
    */
   predictSection(sectionId: string, request: PredictionRequest): Promise<SectionPrediction>;
+  /**
+   * H&E without ST: gives a bare image section (format 'image') spot-sized tiles as its spots, over the detected
+   * tissue (within a region when given), replacing earlier tiles; getSpots then gives them and predictSection
+   * predicts on them from reference sections with ST (a tiled image is never a reference).
+   */
+  tileSection(sectionId: string, request: TileRequest): Promise<TileResult>;
+
+  /**
+   * Similar tissue: the `k` spots nearest to one spot (index in `getSpots` order, in the tissue) in a library
+   * model's image embedding space, over every open section with an image and spots, nearest first; the spot itself
+   * comes first, at distance 0. Distances are geodesic on the model's hyperboloid (clip models: Euclidean on the
+   * normalised projections). Embeddings are shared with predictSection's cache.
+   */
+  findSimilarSpots(sectionId: string, spotIndex: number, request: SimilarSpotsRequest): Promise<SimilarSpot[]>;
+  /**
+   * The hierarchy a hyperbolic model learns, on the Poincaré disk: per in-tissue spot of each section, its image
+   * embedding (and with `genes`, the gene encoder's embedding of its counts) at its true Poincaré-ball radius, the
+   * angle from a 2-D projection (see `projection`). Generic spots lie near the centre, specific ones near the rim.
+   */
+  getHyperbolicMap(sectionIds: string[], request: HyperbolicMapRequest): Promise<HyperbolicMap>;
+}
+
+export interface SimilarSpotsRequest {
+  readonly modelId: string;
+  /** How many spots (1-1000, default 10), the query spot included. */
+  readonly k?: number | null;
+}
+
+export interface SimilarSpot {
+  readonly sectionId: string;
+  readonly sectionName: string;
+  /** Index in `getSpots` order of its section. */
+  readonly spotIndex: number;
+  readonly spotId: string;
+  readonly distance: number;
+}
+
+export interface HyperbolicMapRequest {
+  readonly modelId: string;
+  /** Also map the gene encoder's embeddings of the spots' counts (sections with counts). */
+  readonly genes?: boolean | null;
+}
+
+/** Points in the unit disk, one per mapped spot. */
+export interface DiskPoints {
+  readonly x: number[];
+  readonly y: number[];
+  /** Poincaré-ball norm tanh(sqrt(c) d(O, z) / 2) of the embedding z, exact: the distance from the centre here. */
+  readonly radius: number[];
+}
+
+export interface HyperbolicMapSection {
+  readonly sectionId: string;
+  readonly sectionName: string;
+  /** The mapped spots (in the tissue), by index in `getSpots` order. */
+  readonly spotIndex: number[];
+  readonly image: DiskPoints;
+  /** Gene embeddings of the same spots, when asked for and the section has counts. */
+  readonly gene: DiskPoints | null;
+}
+
+export interface HyperbolicMap {
+  readonly modelId: string;
+  /** The model's curvature c (curvature -c). */
+  readonly curvature: number;
+  /** How the angle of each point was chosen (the radius is exact; the angle is a projection). */
+  readonly projection: string;
+  readonly sections: HyperbolicMapSection[];
+}
+
+export interface TileRequest {
+  /**
+   * Microns per slide pixel. Required where the image does not say (the summary's micronsPerPixel is null): ask the
+   * user (0.25 at 40x, 0.5 at 20x); a wrong value tiles at the wrong scale.
+   */
+  readonly micronsPerPixel?: number | null;
+  /** Tile diameter in microns (default: the spot diameter of the open sections with ST, else 100). */
+  readonly diameterMicrons?: number | null;
+  /** Centre-to-centre distance of neighbouring tiles (default: the diameter, so tiles touch). */
+  readonly spacingMicrons?: number | null;
+  /** Tile only inside this annotation region of the section (an id from getAnnotations), still skipping glass. */
+  readonly regionId?: string | null;
+}
+
+export interface TileResult {
+  /** The section with its tiles as spots. */
+  readonly section: SectionSummary;
+  readonly tiles: number;
+  readonly diameterMicrons: number;
+  readonly spacingMicrons: number;
+  /** Share of the image detected as tissue. */
+  readonly tissueFraction: number;
 }
 
 export interface PredictionRequest {
@@ -259,6 +352,36 @@ export interface TrainingRequest {
   readonly freezeBackbone?: boolean | null;
   /** The model's name in the library (default: the sections' names and the preset). */
   readonly name?: string | null;
+  /**
+   * Evaluate the finished model on this label column of the chosen sections (a section label column or
+   * `annotations`): the result lands in the library entry's `evaluation`. None without one.
+   */
+  readonly labelColumn?: string | null;
+}
+
+/**
+ * A library model's evaluation after its run, in the training worker: a linear probe on the frozen image features
+ * (undetermined spots left out) and kNN gene expression from the image embeddings, on held-out spots: leave one
+ * section out when two or more chosen sections have the label column, else spatial blocks of the labelled section.
+ */
+export interface ModelEvaluation {
+  readonly labelColumn: string;
+  readonly protocol: 'leave-one-section-out' | 'spatial-blocks';
+  /** Folds with a probe (sections left out, or 1 for the block split). */
+  readonly folds: number;
+  /** Labelled spots tested by the probe, over all folds. */
+  readonly testSpots: number;
+  readonly accuracy: number | null;
+  readonly balancedAccuracy: number | null;
+  readonly macroF1: number | null;
+  /** Mean per-gene Pearson r of the kNN prediction over the most variable genes (mean over folds). */
+  readonly knnMeanR: number | null;
+  /** Genes in that mean. */
+  readonly genes: number;
+  readonly seconds: number;
+  readonly evaluatedAt: string;
+  /** Why the evaluation failed (the model itself is fine), else null. */
+  readonly error: string | null;
 }
 
 export type TrainingState = 'idle' | 'running' | 'done' | 'cancelled' | 'failed';
@@ -331,6 +454,8 @@ export interface ModelInfo {
   readonly readOnly: boolean;
   /** The run going on now writes this model. */
   readonly training: boolean;
+  /** Held-out metrics of its last run with a label column, null without. */
+  readonly evaluation: ModelEvaluation | null;
 }
 
 /** A chunk of an uploaded file. */
@@ -438,5 +563,8 @@ export const STUDIO_API_METHODS = [
   'exportModel',
   'importModel',
   'predictSection',
+  'tileSection',
+  'findSimilarSpots',
+  'getHyperbolicMap',
 ] as const satisfies readonly (keyof StudioApi)[];
 export type StudioApiMethod = (typeof STUDIO_API_METHODS)[number];

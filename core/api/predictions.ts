@@ -5,16 +5,25 @@
 // * the expression of named genes per spot: kNN from the reference spots in the image embedding space (Lorentz
 //   distance at the model's curvature; clip: normalised projections), log-normalised with the shared target sum of
 //   core/eval/evaluate.ts, with the measured values on the same scale where the section has them.
-// The work runs on the main thread but yields between batches (the embedding is async), and one prediction runs at a
-// time.
+// The work runs on the main thread but yields between batches (the embedding is async), and one job of the embedding
+// cache (a prediction, a similar-tissue search, a disk map) runs at a time.
 
-import { initBackend } from '../engine/backend.js';
-import { loadModel } from '../engine/checkpoint.js';
-import { embedSections, sharedGeneSource, stack, type EmbeddedSection, type EmbeddingSpace } from '../eval/evaluate.js';
+import { sharedGeneSource, stack, type EmbeddedSection } from '../eval/evaluate.js';
 import { euclideanDistance, knnPredict, lorentzDistance } from '../eval/gene-prediction.js';
 import { linearProbe } from '../eval/logistic.js';
 import type { LabelColumn, Section } from '../section/section.js';
-import type { ModelInfo, PredictionRequest, SectionPrediction } from './api.js';
+import type {
+  HyperbolicMap,
+  HyperbolicMapRequest,
+  ModelInfo,
+  PredictionRequest,
+  SectionPrediction,
+  SimilarSpot,
+  SimilarSpotsRequest,
+} from './api.js';
+import { EmbeddingCache, findModel } from './embedding-cache.js';
+import { hyperbolicMap } from './hyperbolic-map.js';
+import { findSimilarSpots } from './similarity.js';
 
 const DEFAULT_K = 50;
 const MAX_GENES = 20;
@@ -34,30 +43,36 @@ export interface PredictionHost {
   sections(): PredictableSection[];
 }
 
-interface CachedEmbedding {
-  readonly embedded: EmbeddedSection;
-  readonly space: EmbeddingSpace;
-}
-
-function isUsable(s: PredictableSection): boolean {
+/** A section the models can embed: an H&E image with spots. */
+export function isUsable(s: PredictableSection): boolean {
   return s.section.image !== null && s.section.format !== 'image' && s.section.spots.ids.length > 0;
 }
 
+/** A section predictions can be made on: one with spots, or a bare image with tiles (tileSection), never a reference. */
+function isTarget(s: PredictableSection): boolean {
+  return s.section.image !== null && s.section.spots.ids.length > 0;
+}
+
 export class PredictionManager {
-  /** Embeddings per section, keyed by model path and checkpoint date (a retrained model embeds again). */
-  private readonly cache = new WeakMap<Section, Map<string, CachedEmbedding>>();
-  private queue: Promise<unknown> = Promise.resolve();
+  constructor(
+    private readonly host: PredictionHost,
+    /** Embeddings per model checkpoint and section, shared by every job below. */
+    readonly embeddings = new EmbeddingCache(),
+  ) {}
 
-  constructor(private readonly host: PredictionHost) {}
-
-  /** One prediction at a time (the model and the backend are shared). */
+  /** One job at a time (the model and the backend are shared). */
   predict(sectionId: string, request: PredictionRequest): Promise<SectionPrediction> {
-    const run = this.queue.then(
-      () => this.run(sectionId, request),
-      () => this.run(sectionId, request),
-    );
-    this.queue = run.catch(() => undefined);
-    return run;
+    return this.embeddings.serial(() => this.run(sectionId, request));
+  }
+
+  /** Nearest spots of one spot in a model's image embedding space, over every open section with an image. */
+  findSimilar(sectionId: string, spotIndex: number, request: SimilarSpotsRequest): Promise<SimilarSpot[]> {
+    return this.embeddings.serial(() => findSimilarSpots(this.host, this.embeddings, sectionId, spotIndex, request));
+  }
+
+  /** The Poincaré-disk map of sections' embeddings. */
+  hyperbolicMap(sectionIds: readonly string[], request: HyperbolicMapRequest): Promise<HyperbolicMap> {
+    return this.embeddings.serial(() => hyperbolicMap(this.host, this.embeddings, sectionIds, request));
   }
 
   private async run(sectionId: string, request: PredictionRequest): Promise<SectionPrediction> {
@@ -70,11 +85,10 @@ export class PredictionManager {
       throw new Error('predictSection: genes must be an array of gene symbols');
     if (genes.length > MAX_GENES) throw new Error(`predictSection: at most ${MAX_GENES} genes at a time`);
     const target = this.host.section(sectionId);
-    const models = await this.host.listModels();
-    const model = models.find((m) => m.id === modelId);
-    if (!model) throw new Error(`predictSection: no model with id ${String(modelId).slice(0, 64)}`);
-    if (!isUsable(target)) {
-      throw new Error(`predictSection: ${target.section.name} has no H&E image with spots to predict on`);
+    const model = await findModel(this.host.listModels(), modelId, 'predictSection');
+    if (!isTarget(target)) {
+      const hint = target.section.format === 'image' && target.section.image ? ': tile it first' : '';
+      throw new Error(`predictSection: ${target.section.name} has no H&E image with spots to predict on${hint}`);
     }
     const warnings: string[] = [];
     let references: PredictableSection[];
@@ -87,6 +101,8 @@ export class PredictionManager {
         throw new Error(`predictSection: reference section ${bare.join(', ')} has no H&E image with spots`);
     } else {
       references = this.host.sections().filter((s) => s.id !== sectionId && isUsable(s));
+      if (references.length === 0 && !isUsable(target))
+        throw new Error('predictSection: open a section with ST and an H&E image as the reference of a tiled image');
       if (references.length === 0) references = [target];
     }
     references = [...new Map(references.map((r) => [r.id, r])).values()];
@@ -106,37 +122,13 @@ export class PredictionManager {
       );
     }
 
-    const key = `${model.path}\u0000${model.date}`;
     const all = [...references.filter((r) => r.id !== sectionId), target];
-    const embedded = new Map<string, EmbeddedSection>();
-    let space: EmbeddingSpace | null = null;
-    const missing = all.filter((s) => !this.cache.get(s.section)?.has(key));
-    if (missing.length > 0) {
-      await initBackend('auto');
-      const { model: loaded, checkpoint } = await loadModel(model.path);
-      try {
-        const panel = checkpoint.manifest.genePanel;
-        if (!panel) throw new Error(`predictSection: model ${model.name} has no gene panel`);
-        const result = await embedSections(
-          loaded,
-          panel,
-          missing.map((s) => s.section),
-        );
-        result.embedded.forEach((es, i) => {
-          const section = missing[i].section;
-          let byModel = this.cache.get(section);
-          if (!byModel) this.cache.set(section, (byModel = new Map()));
-          byModel.set(key, { embedded: es, space: result.space });
-        });
-      } finally {
-        loaded.dispose();
-      }
-    }
-    for (const s of all) {
-      const cached = this.cache.get(s.section)!.get(key)!;
-      embedded.set(s.id, cached.embedded);
-      space ??= cached.space;
-    }
+    const result = await this.embeddings.embed(
+      model,
+      all.map((s) => s.section),
+    );
+    const { space } = result;
+    const embedded = new Map<string, EmbeddedSection>(all.map((s, i) => [s.id, result.image[i]]));
     const targetE = embedded.get(sectionId)!;
     const refE = references.map((r) => embedded.get(r.id)!);
     const nSpots = target.section.spots.ids.length;
@@ -202,7 +194,7 @@ export class PredictionManager {
         targetE.embeddings,
         {
           k: Math.min(DEFAULT_K, n),
-          distance: space!.curvature === null ? euclideanDistance : lorentzDistance(space!.curvature),
+          distance: space.curvature === null ? euclideanDistance : lorentzDistance(space.curvature),
         },
       );
       out.targetSum = source.targetSum;

@@ -1,17 +1,18 @@
 // The core side of the StudioApi: open sections, their spots and their slides. Shells (Electron IPC, the
 // browser-mode server) wrap one Studio and forward calls to it unchanged.
 
-import { basename, isAbsolute, join, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { Annotations, withAnnotationColumn, type AnnotationClass } from '../project/annotations.js';
 import { labelsToCsv, importCsvText } from '../project/csv.js';
 import { MAX_RECENT, sectionInfo, type RecentRecord } from '../project/database.js';
 import { writeFileAtomic } from '../atomic-write.js';
 import { annotationsToGeoJson, importGeoJsonText } from '../project/geojson.js';
-import { polygonsOf, spotsInside, type Position } from '../project/geometry.js';
+import { mapGeometry, polygonsOf, spotsInside, type Position } from '../project/geometry.js';
 import { openSections } from '../readers/open.js';
 import { SectionExpression } from '../section/expression.js';
 import { labelCounts, spotDiameterPixels, type LabelColumn, type Section } from '../section/section.js';
 import { SlideCache } from '../slides/pyramid.js';
+import { DEFAULT_TILE_DIAMETER_MICRONS, tileImage } from '../slides/tiling.js';
 import {
   ANNOTATION_COLUMN,
   type AnnotationClassInfo,
@@ -36,7 +37,14 @@ import {
   type TrainingStatus,
   type PredictionRequest,
   type SectionPrediction,
+  type TileRequest,
+  type TileResult,
+  type SimilarSpot,
+  type SimilarSpotsRequest,
+  type HyperbolicMap,
+  type HyperbolicMapRequest,
 } from './api.js';
+import { newFilePath, newPath, readablePath } from './paths.js';
 import { PredictionManager } from './predictions.js';
 import { TrainingManager } from './training.js';
 import { Uploads, type UploadLimits } from './upload.js';
@@ -87,7 +95,13 @@ export class Studio implements StudioApi {
       section: (id) => {
         const section = this.section(id);
         const spots = summarize(id, section, new Map()).spots;
-        return { name: section.name, source: section.source, spots, hasImage: section.image !== null };
+        return {
+          name: section.name,
+          source: section.source,
+          spots,
+          hasImage: section.image !== null,
+          labels: this.labelsOf(id, section),
+        };
       },
     });
     this.predictions = new PredictionManager({
@@ -153,16 +167,81 @@ export class Studio implements StudioApi {
     return this.training.deleteModel(modelId);
   }
 
-  exportModel(modelId: string, path: string): Promise<{ path: string }> {
-    return this.training.exportModel(modelId, path);
+  async exportModel(modelId: string, path: string): Promise<{ path: string }> {
+    return this.training.exportModel(modelId, await newPath('exportModel', path));
   }
 
   importModel(path: string): Promise<ModelInfo> {
-    return this.training.importModel(path);
+    return this.training.importModel(readablePath('importModel', path));
   }
 
   predictSection(sectionId: string, request: PredictionRequest): Promise<SectionPrediction> {
     return this.predictions.predict(sectionId, request);
+  }
+
+  async tileSection(sectionId: string, request: TileRequest): Promise<TileResult> {
+    const section = this.section(sectionId);
+    if (section.format !== 'image' || !section.image) {
+      throw new Error(`tileSection: ${section.name} is not a bare H&E image (it has spots of its own)`);
+    }
+    if (typeof request !== 'object' || request === null) throw new Error('tileSection: give { micronsPerPixel }');
+    const scale = section.image.scale;
+    const known = section.micronsPerPixel === null ? null : section.micronsPerPixel / scale;
+    const micronsPerPixel = request.micronsPerPixel ?? known;
+    if (micronsPerPixel === null) {
+      throw new Error(
+        `tileSection: the pixel size of ${section.name} is unknown: give micronsPerPixel (0.25 at 40x, 0.5 at 20x)`,
+      );
+    }
+    const region = request.regionId ? this.regionGeometry(sectionId, request.regionId, scale) : null;
+    const diameterMicrons = request.diameterMicrons ?? this.referenceSpotDiameter();
+    const tiled = await tileImage(section, {
+      micronsPerPixel,
+      diameterMicrons,
+      spacingMicrons: request.spacingMicrons ?? undefined,
+      region,
+    }).catch((error: unknown) => {
+      throw new Error(`tileSection: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+    });
+    const { grid, mask } = tiled;
+    if (grid.ids.length === 0) {
+      throw new Error(`tileSection: no tissue found in ${section.name}${region ? ' inside the region' : ''}`);
+    }
+    this.sections.set(sectionId, tiled.section);
+    return {
+      section: summarize(sectionId, tiled.section, this.labelsOf(sectionId, tiled.section)),
+      tiles: grid.ids.length,
+      diameterMicrons: grid.diameterMicrons,
+      spacingMicrons: grid.spacingMicrons,
+      tissueFraction: mask.fraction,
+    };
+  }
+
+  /** A region of the section's annotations, in image pixels. */
+  private regionGeometry(sectionId: string, regionId: string, scale: number) {
+    const project = this.project();
+    const region = typeof regionId === 'string' ? project.region(regionId.toLowerCase()) : undefined;
+    if (!region || region.sectionId !== this.projectId(sectionId)) {
+      throw new Error(`tileSection: no region ${String(regionId).slice(0, 64)} in this section`);
+    }
+    return mapGeometry(region.geometry, ([x, y]) => [x * scale, y * scale]);
+  }
+
+  /** The spot diameter of the open sections with ST (the references), so tiles are cut at the scale they were. */
+  private referenceSpotDiameter(): number {
+    const diameters = [...this.sections.values()]
+      .filter((s) => s.format !== 'image' && s.image !== null && s.spotDiameterMicrons > 0)
+      .map((s) => s.spotDiameterMicrons)
+      .sort((a, b) => a - b);
+    return diameters.length > 0 ? diameters[diameters.length >> 1] : DEFAULT_TILE_DIAMETER_MICRONS;
+  }
+
+  findSimilarSpots(sectionId: string, spotIndex: number, request: SimilarSpotsRequest): Promise<SimilarSpot[]> {
+    return this.predictions.findSimilar(sectionId, spotIndex, request);
+  }
+
+  getHyperbolicMap(sectionIds: string[], request: HyperbolicMapRequest): Promise<HyperbolicMap> {
+    return this.predictions.hyperbolicMap(sectionIds, request);
   }
 
   async listSections(): Promise<SectionSummary[]> {
@@ -170,8 +249,7 @@ export class Studio implements StudioApi {
   }
 
   async openPath(path: string): Promise<OpenPathResult> {
-    if (typeof path !== 'string') throw new Error('openPath: the path must be a string');
-    const full = resolve(path);
+    const full = resolve(readablePath('openPath', path));
     const { sections, failures } = await openSections(full);
     const opened = sections.map((section) => this.addSection(section));
     this.remember(full, sections);
@@ -454,10 +532,9 @@ export class Studio implements StudioApi {
     }
     let written: string | null = null;
     if (path !== undefined && path !== null) {
-      if (typeof path !== 'string' || !isAbsolute(path))
-        throw new Error('exportAnnotations: the path must be absolute');
-      await writeFileAtomic(path, text);
-      written = path;
+      // A new file only (core/api/paths.ts): an export never overwrites anything.
+      written = await newFilePath('exportAnnotations', path, format === 'csv' ? ['.csv'] : ['.geojson', '.json']);
+      await writeFileAtomic(written, text);
     }
     const stem = basename(section.name).replace(/[^\w.-]+/g, '_') || 'section';
     return { format, fileName: `${stem}-annotations.${format}`, text, path: written };

@@ -8,11 +8,19 @@ import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { writeFileAtomic } from '../atomic-write.js';
-import { exportModel as exportCheckpoint, hasCheckpoint, loadCheckpoint } from '../engine/checkpoint.js';
+import {
+  exportModel as exportCheckpoint,
+  hasCheckpoint,
+  loadCheckpoint,
+  processAlive,
+  removeStaleSaves,
+} from '../engine/checkpoint.js';
 import type { CheckpointManifest } from '../engine/checkpoint.js';
 import type { EpochMetrics, StepProgress, TrainOptions } from '../engine/trainer.js';
 import { baseModelPath, packageRoot } from '../resources.js';
+import { hasLabels, type LabelColumn } from '../section/section.js';
 import type {
+  ModelEvaluation,
   ModelInfo,
   TrainingEpoch,
   TrainingLosses,
@@ -26,7 +34,18 @@ import type {
 /** Serialisable options of a run (sections as source paths). */
 export type WorkerTrainOptions = Omit<TrainOptions, 'sections' | 'signal' | 'faults'> & { sections: string[] };
 
-export type WorkerInput = { task: 'probe' } | { task: 'train'; options: WorkerTrainOptions };
+/** What the worker evaluates a completed run on: a label column, with its values where the Studio has them. */
+export interface EvaluationInput {
+  readonly labelColumn: string;
+  /** Per section (matched by source and name): the column in spot order, e.g. the project's annotations. */
+  readonly labels: readonly { source: string; name: string; values: (string | null)[] }[];
+}
+
+export type WorkerInput =
+  { task: 'probe' } | { task: 'train'; options: WorkerTrainOptions; evaluation?: EvaluationInput };
+
+/** The evaluation of a model's last run, beside its checkpoints. */
+export const EVALUATION_FILE = 'evaluation.json';
 
 export type WorkerMessage =
   | { type: 'backend'; device: string }
@@ -43,6 +62,8 @@ export interface TrainableSection {
   readonly source: string;
   readonly spots: number;
   readonly hasImage: boolean;
+  /** Its label columns (the section's, and its annotations where there is a project). */
+  readonly labels: ReadonlyMap<string, LabelColumn>;
 }
 
 export const BASE_MODEL_ID = 'base';
@@ -55,6 +76,10 @@ interface Sidecar {
   name?: string;
   preset?: string;
   createdAt?: string;
+  /** The label column the run is evaluated on. */
+  labelColumn?: string;
+  /** The process that started the run: a folder without a checkpoint whose process is gone was killed early. */
+  pid?: number;
 }
 
 /** The worker script: beside this module when built, else the built copy (running from TypeScript in tests). */
@@ -121,6 +146,32 @@ function readManifest(dir: string): CheckpointManifest {
     folder = join(dir, parsed.checkpoint);
   }
   return JSON.parse(readFileSync(join(folder, 'manifest.json'), 'utf8')) as CheckpointManifest;
+}
+
+function readEvaluation(dir: string): ModelEvaluation | null {
+  try {
+    const parsed = JSON.parse(readFileSync(join(dir, EVALUATION_FILE), 'utf8')) as ModelEvaluation;
+    return typeof parsed?.labelColumn === 'string' ? parsed : null;
+  } catch {
+    return null;
+  }
+}
+
+/** The evaluation input of a run: the column's values of each section that has it. */
+function evaluationInput(sections: readonly TrainableSection[], column: unknown): EvaluationInput | undefined {
+  if (column === undefined || column === null || column === '') return undefined;
+  if (typeof column !== 'string') throw new Error('labelColumn must be a string');
+  const labels = sections.flatMap((s) => {
+    const values = s.labels.get(column);
+    return values && hasLabels(values) ? [{ source: s.source, name: s.name, values: [...values] }] : [];
+  });
+  if (labels.length === 0) {
+    throw new Error(
+      `label column '${column.slice(0, 64)}' has no labels in ${sections.map((s) => s.name).join(', ')}: ` +
+        'choose another column for the evaluation, or none',
+    );
+  }
+  return { labelColumn: column, labels };
 }
 
 function readSidecar(dir: string): Sidecar {
@@ -196,12 +247,15 @@ export class TrainingManager {
   private probed = false;
   /** Resolves when the current run's worker has ended (tests, shutdown). */
   private finished: Promise<void> = Promise.resolve();
+  /** Start-up removal of what killed runs left (listModels waits for it). */
+  private readonly tidied: Promise<void>;
   readonly modelsDir: string | null;
   private readonly baseModel: string;
 
   constructor(private readonly options: TrainingManagerOptions) {
     this.modelsDir = options.projectDir ? join(resolve(options.projectDir), 'models') : null;
     this.baseModel = options.baseModel ?? baseModelPath();
+    this.tidied = this.modelsDir ? removeAbandonedRuns(this.modelsDir).catch(() => undefined) : Promise.resolve();
   }
 
   get running(): boolean {
@@ -255,6 +309,7 @@ export class TrainingManager {
       if (!s.hasImage) throw new Error(`${s.name} has no H&E image: training needs one`);
       if (s.spots < 2) throw new Error(`${s.name} has no spots with counts to train on`);
     }
+    const evaluation = evaluationInput(sections, request.labelColumn);
     const epochs = request.epochs == null ? PRESET_EPOCHS[preset] : positiveInt(request.epochs, 'epochs');
     const options: { -readonly [K in keyof WorkerTrainOptions]: WorkerTrainOptions[K] } = {
       sections: [...new Set(sections.map((s) => s.source))],
@@ -287,10 +342,20 @@ export class TrainingManager {
     await fs.mkdir(out, { recursive: true });
     await writeFileAtomic(
       join(out, SIDECAR),
-      JSON.stringify({ name, preset, createdAt: now.toISOString() } satisfies Sidecar, null, 1),
+      JSON.stringify(
+        {
+          name,
+          preset,
+          createdAt: now.toISOString(),
+          labelColumn: evaluation?.labelColumn,
+          pid: process.pid,
+        } satisfies Sidecar,
+        null,
+        1,
+      ),
     );
     options.out = out;
-    this.launch(options, { id, name, preset, history: [] });
+    this.launch(options, { id, name, preset, history: [] }, evaluation);
     return this.getStatus();
   }
 
@@ -315,7 +380,9 @@ export class TrainingManager {
       ...(epochs == null ? {} : { epochs: positiveInt(epochs, 'epochs') }),
     };
     const preset = (['quick', 'full', 'custom'] as const).find((p) => p === sidecar.preset) ?? 'custom';
-    this.launch(options, { id: modelId, name: sidecar.name ?? modelId, preset, history });
+    // Evaluated again on the sections' own label column (annotations of sections not open now are not at hand).
+    const evaluation = sidecar.labelColumn ? { labelColumn: sidecar.labelColumn, labels: [] } : undefined;
+    this.launch(options, { id: modelId, name: sidecar.name ?? modelId, preset, history }, evaluation);
     return this.getStatus();
   }
 
@@ -329,6 +396,7 @@ export class TrainingManager {
   private launch(
     options: WorkerTrainOptions,
     run: { id: string; name: string; preset: TrainingPreset; history: TrainingEpoch[] },
+    evaluation: EvaluationInput | undefined,
   ): void {
     const backend = this.status.backend;
     this.status = {
@@ -349,7 +417,9 @@ export class TrainingManager {
       this.probe = null;
     }
     this.probed = true;
-    const worker = new Worker(workerScript(), { workerData: { task: 'train', options } satisfies WorkerInput });
+    const worker = new Worker(workerScript(), {
+      workerData: { task: 'train', options, evaluation } satisfies WorkerInput,
+    });
     this.worker = worker;
     let settled = false;
     let resolveFinished: () => void = () => {};
@@ -428,6 +498,7 @@ export class TrainingManager {
   // ---- the library ------------------------------------------------------------------------------------------
 
   async listModels(): Promise<ModelInfo[]> {
+    await this.tidied;
     const models: ModelInfo[] = [];
     if (hasCheckpoint(this.baseModel)) {
       const info = this.describe(BASE_MODEL_ID, this.baseModel, true);
@@ -471,6 +542,7 @@ export class TrainingManager {
       path: dir,
       readOnly,
       training: this.worker !== null && this.status.modelId === id && !readOnly,
+      evaluation: readEvaluation(dir),
     };
   }
 
@@ -554,6 +626,20 @@ export class TrainingManager {
     if (this.worker) {
       throw new Error(`a training run is going on (${this.status.modelName ?? 'a model'}): cancel it or wait for it`);
     }
+  }
+}
+
+/**
+ * What runs killed mid-way (crash, kill -9, power cut) left in the library: folders of runs that never saved a
+ * checkpoint (never listed, so never deletable by the user) and the temp files of interrupted saves.
+ */
+async function removeAbandonedRuns(modelsDir: string): Promise<void> {
+  for (const entry of await fs.readdir(modelsDir, { withFileTypes: true }).catch(() => [])) {
+    if (!entry.isDirectory() || !ID_PATTERN.test(entry.name)) continue;
+    const dir = join(modelsDir, entry.name);
+    const pid = readSidecar(dir).pid;
+    if (hasCheckpoint(dir)) await removeStaleSaves(dir);
+    else if (typeof pid === 'number' && !processAlive(pid)) await removeFolder(dir);
   }
 }
 

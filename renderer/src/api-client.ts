@@ -19,7 +19,10 @@ import type {
   UploadSectionResult,
   ModelInfo,
   SectionPrediction,
+  TileResult,
   TrainingStatus,
+  SimilarSpot,
+  HyperbolicMap,
 } from './api-types.js';
 
 /** What electron/preload.cts exposes. */
@@ -139,5 +142,10 @@ export function createApi(): Api {
     exportModel: (modelId, path) => call('exportModel', [modelId, path]) as Promise<{ path: string }>,
     importModel: (path) => call('importModel', [path]) as Promise<ModelInfo>,
     predictSection: (sectionId, request) => call('predictSection', [sectionId, request]) as Promise<SectionPrediction>,
+    tileSection: (sectionId, request) => call('tileSection', [sectionId, request]) as Promise<TileResult>,
+    findSimilarSpots: (sectionId, spotIndex, request) =>
+      call('findSimilarSpots', [sectionId, spotIndex, request]) as Promise<SimilarSpot[]>,
+    getHyperbolicMap: (sectionIds, request) =>
+      call('getHyperbolicMap', [sectionIds, request]) as Promise<HyperbolicMap>,
   };
 }

@@ -1,6 +1,7 @@
 // Training through the StudioApi on HER2ST A1, with a temporary project: a Quick run in the worker thread from
-// running to done, one run at a time, cancel and resume, and the model library (rename, delete, export, import).
-// Needs the built worker (npm run build:node) and ../shared/data/her2st/A1.
+// running to done, one run at a time, cancel and resume, the model library (rename, delete, export, import), and the
+// evaluation of a finished run on a label column (a block split of A1's pathologist labels; leave one section out
+// on annotations of A1 and A2). Needs the built worker (npm run build:node) and ../shared/data/her2st/A1 (and A2).
 
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -12,6 +13,7 @@ import { packageRoot } from '../../core/resources.js';
 
 const root = packageRoot();
 const A1 = resolve(root, '..', 'shared', 'data', 'her2st', 'A1');
+const A2 = resolve(root, '..', 'shared', 'data', 'her2st', 'A2');
 const CACHE = join(tmpdir(), 'delst-studio-test-unused');
 const skip = !existsSync(A1) || !existsSync(join(root, 'dist', 'core', 'api', 'training-worker.js'));
 if (skip) console.log('training API test skipped: needs ../shared/data/her2st/A1 and npm run build:node');
@@ -166,4 +168,62 @@ describe.skipIf(skip)('training API on HER2ST A1', () => {
     expect(after.length).toBe(before);
     expect(after.some((m) => m.id === imported.id)).toBe(false);
   });
+
+  it('evaluates a Quick run on a label column: a spatial block split of the one labelled section', async () => {
+    await expect(
+      studio.startTraining({ sectionIds: [id], preset: 'quick', epochs: 1, labelColumn: 'nothing' }),
+    ).rejects.toThrow(/label column 'nothing' has no labels in A1/);
+    await studio.startTraining({ sectionIds: [id], preset: 'quick', epochs: 1, labelColumn: 'pathologist' });
+    const done = await until(studio, ended, 120_000);
+    expect(done.error).toBeNull();
+    expect(done.state).toBe('done');
+    const model = (await studio.listModels()).find((m) => m.id === done.modelId)!;
+    const e = model.evaluation!;
+    expect(e.error).toBeNull();
+    expect(e).toMatchObject({ labelColumn: 'pathologist', protocol: 'spatial-blocks', folds: 1 });
+    // About 30 % of A1's labelled spots (undetermined left out) are tested.
+    const counts = (await studio.listSections())[0].labels.pathologist;
+    const labelled = Object.entries(counts).reduce((n, [c, k]) => n + (c === 'undetermined' ? 0 : k), 0);
+    expect(e.testSpots).toBeGreaterThan(0.2 * labelled);
+    expect(e.testSpots).toBeLessThan(0.5 * labelled);
+    for (const v of [e.accuracy, e.balancedAccuracy, e.macroF1]) {
+      expect(v).toBeGreaterThan(0);
+      expect(v).toBeLessThanOrEqual(1);
+    }
+    expect(e.knnMeanR).toBeGreaterThan(-1);
+    expect(e.knnMeanR).toBeLessThan(1);
+    expect(e.genes).toBe(50);
+    // Models without a run evaluated have no evaluation.
+    expect((await studio.listModels()).find((m) => m.id === 'base')!.evaluation).toBeNull();
+  }, 150_000);
+
+  it.skipIf(!existsSync(A2))(
+    'evaluates on annotations of two sections by leaving one section out',
+    async () => {
+      const a2 = (await studio.openPath(A2)).opened[0].id;
+      const [tumour, stroma] = [await studio.createClass('tumour'), await studio.createClass('stroma')];
+      for (const section of [id, a2]) {
+        // Left and right halves of each section as two classes: a column that lives only in the project.
+        const spots = await studio.getSpots(section);
+        const middle = [...spots.x].sort((p, q) => p - q)[spots.x.length >> 1];
+        const left = spots.x.flatMap((x, i) => (x < middle ? [i] : []));
+        const right = spots.x.flatMap((x, i) => (x >= middle ? [i] : []));
+        await studio.labelSpots(section, left, tumour.id);
+        await studio.labelSpots(section, right, stroma.id);
+      }
+      await studio.startTraining({ sectionIds: [id, a2], preset: 'quick', epochs: 1, labelColumn: 'annotations' });
+      const done = await until(studio, ended, 180_000);
+      expect(done.state).toBe('done');
+      const e = (await studio.listModels()).find((m) => m.id === done.modelId)!.evaluation!;
+      expect(e.error).toBeNull();
+      expect(e).toMatchObject({ labelColumn: 'annotations', protocol: 'leave-one-section-out', folds: 2 });
+      const summaries = await studio.listSections();
+      const inTissue = summaries.filter((s) => s.id === id || s.id === a2).reduce((n, s) => n + s.spots, 0);
+      expect(e.testSpots).toBe(inTissue);
+      expect(e.balancedAccuracy).toBeGreaterThan(0);
+      expect(e.balancedAccuracy).toBeLessThanOrEqual(1);
+      await studio.closeSection(a2);
+    },
+    240_000,
+  );
 });
