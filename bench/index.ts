@@ -3,6 +3,7 @@
 import { benchAblation } from './ablation.js';
 import { benchKernels } from './kernels.js';
 import { benchPyramid } from './pyramid.js';
+import { benchSoak } from './soak.js';
 import { benchTrain } from './train.js';
 import { benchViewer } from './viewer.js';
 
@@ -10,6 +11,7 @@ const BENCHMARKS: Record<string, (args: string[]) => Promise<object>> = {
   ablation: benchAblation,
   kernels: benchKernels,
   pyramid: benchPyramid,
+  soak: benchSoak,
   train: benchTrain,
   viewer: benchViewer,
 };

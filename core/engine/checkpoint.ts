@@ -284,6 +284,33 @@ async function prune(dir: string, current: string, keep: number): Promise<void> 
   }
 }
 
+/** Temp entries of saves, named with the writer's pid: `.tmp-ckpt-N-<pid>-<hex>/` and `.tmp-latest.json-<pid>`. */
+const SAVE_TEMP_PATTERN = /^\.tmp-(?:ckpt-\d+-(\d+)-[0-9a-f]{8}|latest\.json-(\d+))$/;
+
+/**
+ * Removes what saves killed mid-way left in a model folder: temp entries whose writer process is gone. The next
+ * save of the folder removes them too, but a run that is never resumed saves no more.
+ */
+export async function removeStaleSaves(dir: string): Promise<void> {
+  for (const name of await fs.readdir(dir).catch(() => [] as string[])) {
+    const match = SAVE_TEMP_PATTERN.exec(name);
+    if (match && !processAlive(Number(match[1] ?? match[2]))) {
+      await fs.rm(path.join(dir, name), { recursive: true, force: true });
+    }
+  }
+}
+
+/** Whether a process with this id runs (EPERM: it does, as another user's). */
+export function processAlive(pid: number): boolean {
+  if (!Number.isSafeInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 /**
  * Writes the current checkpoint of `from` as a model for distribution at `to`: a flat folder with manifest.json and
  * weights.bin only (no optimizer state, no checkpoint history), which loadCheckpoint, loadModel and `--init` read.
