@@ -148,6 +148,20 @@ describe.skipIf(skipReason !== null)(
       expect(existsSync(join(work, 'out', 'linux-unpacked', 'delst-studio'))).toBe(true);
     });
 
+    it('flips the Electron fuses of electron-builder.yml in the packaged executable', async () => {
+      // The stand-in carries a stock Electron fuse wire (RunAsNode, NODE_OPTIONS and --inspect on, asar checks off).
+      const { getCurrentFuseWire, FuseV1Options } = await import('@electron/fuses');
+      // A fuse is the character '0' (off) or '1' (on) in the wire.
+      const FuseState = { DISABLE: '0'.charCodeAt(0), ENABLE: '1'.charCodeAt(0) };
+      const wire = await getCurrentFuseWire(join(work, 'out', 'linux-unpacked', 'delst-studio'));
+      expect(wire[FuseV1Options.RunAsNode]).toBe(FuseState.DISABLE);
+      expect(wire[FuseV1Options.EnableNodeOptionsEnvironmentVariable]).toBe(FuseState.DISABLE);
+      expect(wire[FuseV1Options.EnableNodeCliInspectArguments]).toBe(FuseState.DISABLE);
+      expect(wire[FuseV1Options.OnlyLoadAppFromAsar]).toBe(FuseState.ENABLE);
+      expect(wire[FuseV1Options.EnableEmbeddedAsarIntegrityValidation]).toBe(FuseState.ENABLE);
+      expect(wire[FuseV1Options.GrantFileProtocolExtraPrivileges]).toBe(FuseState.DISABLE);
+    });
+
     it('puts the main process, preload, renderer, package.json, base model and demo in the asar', () => {
       const expected = [
         'package.json',
