@@ -1,7 +1,8 @@
-// The embeddings the Studio computes with library models (predictions, similar tissue, the Poincaré-disk map):
-// one pass of a model's encoders per section, kept in memory per model checkpoint and section, and one job at a
-// time (the model and the backend are shared). Image embeddings come from core/eval/evaluate.ts (embedSections);
-// gene embeddings (the model's gene encoder on the section's counts) are computed only when asked for.
+// The embeddings behind predictions, similar tissue and the Poincaré-disk map: one pass of a model's encoders per
+// section, kept in memory per model checkpoint and section. It lives in the inference worker
+// (core/api/inference-worker.ts), which runs one job at a time (the model and the backend are shared). Image
+// embeddings come from core/eval/evaluate.ts (embedSections); gene embeddings (the model's gene encoder on the
+// section's counts) are computed only when asked for.
 
 import { initBackend } from '../engine/backend.js';
 import { loadModel } from '../engine/checkpoint.js';
@@ -29,28 +30,28 @@ export interface ModelEmbeddings {
   readonly gene: (Matrix | null)[] | null;
 }
 
+/** What the worker needs of a library model: where its checkpoint is, and its date and name. */
+export type ModelRef = Pick<ModelInfo, 'path' | 'date' | 'name'>;
+
+/** The model fields a job sends to the worker. */
+export function modelRef(model: ModelInfo): ModelRef {
+  return { path: model.path, date: model.date, name: model.name };
+}
+
 /** The key of a model's current checkpoint: a retrained model embeds again. */
-function modelKey(model: ModelInfo): string {
+function modelKey(model: ModelRef): string {
   return `${model.path}\u0000${model.date}`;
 }
 
 export class EmbeddingCache {
   private readonly cache = new WeakMap<Section, Map<string, Cached>>();
-  private queue: Promise<unknown> = Promise.resolve();
-
-  /** Runs `job` after the jobs before it (a failed job does not block the next). */
-  serial<T>(job: () => Promise<T>): Promise<T> {
-    const run = this.queue.then(job, job);
-    this.queue = run.catch(() => undefined);
-    return run;
-  }
 
   /**
    * Image embeddings (and gene embeddings with `genes`) of `sections` with `model`, from the cache or computed in
-   * one model load. Call it inside `serial`.
+   * one model load. One call at a time.
    */
   async embed(
-    model: ModelInfo,
+    model: ModelRef,
     sections: readonly Section[],
     options: { genes?: boolean } = {},
   ): Promise<ModelEmbeddings> {

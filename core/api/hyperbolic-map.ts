@@ -13,10 +13,14 @@
 // their mean and projected on their first two principal axes; a point's angle is that of its projection. Points
 // whose directions differ most along the main axis of variation land on opposite sides. Two points at the same
 // angle may still be far apart in D dimensions: only radii are exact.
+//
+// The request is checked on the main thread; the embedding and the layout run in the inference worker (computeMap).
 
 import type { Matrix } from '../eval/matrix.js';
+import type { Section } from '../section/section.js';
 import type { DiskPoints, HyperbolicMap, HyperbolicMapRequest } from './api.js';
-import { findModel, type EmbeddingCache } from './embedding-cache.js';
+import { findModel, modelRef, type EmbeddingCache, type ModelRef } from './embedding-cache.js';
+import type { InferenceClient } from './inference-client.js';
 import { isUsable, type PredictionHost } from './predictions.js';
 
 export const PROJECTION =
@@ -170,10 +174,23 @@ function points(p: { x: Float64Array; y: Float64Array; radius: Float64Array }): 
   return { x: Array.from(p.x, round), y: Array.from(p.y, round), radius: Array.from(p.radius, round) };
 }
 
-/** The API call: see StudioApi.getHyperbolicMap. Run it inside the cache's `serial`. */
+/** What the worker is sent for a map, besides the sections. */
+export interface MapParams {
+  readonly model: ModelRef;
+  /** Gene embeddings too. */
+  readonly genes: boolean;
+}
+
+/** The map of the job's sections, in their order. */
+export interface MapOutput {
+  readonly curvature: number;
+  readonly sections: { spotIndex: number[]; image: DiskPoints; gene: DiskPoints | null }[];
+}
+
+/** The API call: see StudioApi.getHyperbolicMap. Run it inside the client's `serial`. */
 export async function hyperbolicMap(
   host: PredictionHost,
-  cache: EmbeddingCache,
+  inference: InferenceClient,
   sectionIds: readonly string[],
   request: HyperbolicMapRequest,
 ): Promise<HyperbolicMap> {
@@ -188,24 +205,31 @@ export async function hyperbolicMap(
   if (model.mode === 'clip') {
     throw new Error(`getHyperbolicMap: ${model.name} is a clip model: its embeddings are not hyperbolic`);
   }
-  const withGenes = request.genes === true;
-  const { space, image, gene } = await cache.embed(
-    model,
+  const map = await inference.run(
+    'map',
+    'getHyperbolicMap',
     sections.map((s) => s.section),
-    { genes: withGenes },
+    { model: modelRef(model), genes: request.genes === true },
   );
+  return {
+    modelId: model.id,
+    curvature: map.curvature,
+    projection: PROJECTION,
+    sections: sections.map((s, i) => ({ sectionId: s.id, sectionName: s.section.name, ...map.sections[i] })),
+  };
+}
+
+/** The model work of a map (in the inference worker): embeddings of the sections, then their disk layout. */
+export async function computeMap(sections: Section[], params: MapParams, cache: EmbeddingCache): Promise<MapOutput> {
+  const { space, image, gene } = await cache.embed(params.model, sections, { genes: params.genes });
   const c = space.curvature!;
   const genes = gene ?? sections.map(() => null);
   const groups = [...image.map((es) => es.embeddings), ...genes.filter((g): g is Matrix => g !== null)];
   const laid = diskLayout(groups, c);
   let next = image.length;
   return {
-    modelId: model.id,
     curvature: c,
-    projection: PROJECTION,
-    sections: sections.map((s, i) => ({
-      sectionId: s.id,
-      sectionName: s.section.name,
+    sections: sections.map((_, i) => ({
       spotIndex: Array.from(image[i].spots),
       image: points(laid[i]),
       gene: genes[i] ? points(laid[next++]) : null,

@@ -5,10 +5,11 @@
 // * the expression of named genes per spot: kNN from the reference spots in the image embedding space (Lorentz
 //   distance at the model's curvature; clip: normalised projections), log-normalised with the shared target sum of
 //   core/eval/evaluate.ts, with the measured values on the same scale where the section has them.
-// The work runs on the main thread but yields between batches (the embedding is async), and one job of the embedding
-// cache (a prediction, a similar-tissue search, a disk map) runs at a time.
+// The request is checked here, on the main thread, against the open sections and their label columns (annotations
+// live only here); the model work (embedding, probe, kNN) runs in the inference worker (computePrediction), one job
+// at a time (core/api/inference-client.ts).
 
-import { sharedGeneSource, stack, type EmbeddedSection } from '../eval/evaluate.js';
+import { sharedGeneSource, stack } from '../eval/evaluate.js';
 import { euclideanDistance, knnPredict, lorentzDistance } from '../eval/gene-prediction.js';
 import { linearProbe } from '../eval/logistic.js';
 import type { LabelColumn, Section } from '../section/section.js';
@@ -21,8 +22,9 @@ import type {
   SimilarSpot,
   SimilarSpotsRequest,
 } from './api.js';
-import { EmbeddingCache, findModel } from './embedding-cache.js';
+import { findModel, modelRef, type EmbeddingCache, type ModelRef } from './embedding-cache.js';
 import { hyperbolicMap } from './hyperbolic-map.js';
+import { InferenceClient } from './inference-client.js';
 import { findSimilarSpots } from './similarity.js';
 
 const DEFAULT_K = 50;
@@ -53,26 +55,51 @@ function isTarget(s: PredictableSection): boolean {
   return s.section.image !== null && s.section.spots.ids.length > 0;
 }
 
+/** What the worker is sent for a prediction, besides the sections (references not the target, then the target). */
+export interface PredictParams {
+  readonly model: ModelRef;
+  readonly target: number;
+  /** Per reference: its index in the job's sections and its `column` values (null where it has no labels). */
+  readonly references: readonly { readonly index: number; readonly labels: LabelColumn | null }[];
+  readonly column: string | null;
+  readonly genes: readonly string[];
+}
+
+/** The worker's part of a SectionPrediction. */
+export type PredictOutput = Pick<
+  SectionPrediction,
+  'labelColumn' | 'classes' | 'predictedClass' | 'probability' | 'targetSum' | 'genes'
+>;
+
 export class PredictionManager {
   constructor(
     private readonly host: PredictionHost,
-    /** Embeddings per model checkpoint and section, shared by every job below. */
-    readonly embeddings = new EmbeddingCache(),
+    /** The worker every job below runs in, one at a time (the model and the backend are shared). */
+    readonly inference = new InferenceClient(),
   ) {}
 
-  /** One job at a time (the model and the backend are shared). */
   predict(sectionId: string, request: PredictionRequest): Promise<SectionPrediction> {
-    return this.embeddings.serial(() => this.run(sectionId, request));
+    return this.inference.serial(() => this.run(sectionId, request));
   }
 
   /** Nearest spots of one spot in a model's image embedding space, over every open section with an image. */
   findSimilar(sectionId: string, spotIndex: number, request: SimilarSpotsRequest): Promise<SimilarSpot[]> {
-    return this.embeddings.serial(() => findSimilarSpots(this.host, this.embeddings, sectionId, spotIndex, request));
+    return this.inference.serial(() => findSimilarSpots(this.host, this.inference, sectionId, spotIndex, request));
   }
 
   /** The Poincaré-disk map of sections' embeddings. */
   hyperbolicMap(sectionIds: readonly string[], request: HyperbolicMapRequest): Promise<HyperbolicMap> {
-    return this.embeddings.serial(() => hyperbolicMap(this.host, this.embeddings, sectionIds, request));
+    return this.inference.serial(() => hyperbolicMap(this.host, this.inference, sectionIds, request));
+  }
+
+  /** A section closed or replaced: the worker drops it and its embeddings. */
+  forget(section: Section): void {
+    this.inference.forget(section);
+  }
+
+  /** Ends the worker (shutdown). */
+  terminate(): Promise<void> {
+    return this.inference.terminate();
   }
 
   private async run(sectionId: string, request: PredictionRequest): Promise<SectionPrediction> {
@@ -123,95 +150,123 @@ export class PredictionManager {
     }
 
     const all = [...references.filter((r) => r.id !== sectionId), target];
-    const result = await this.embeddings.embed(
-      model,
-      all.map((s) => s.section),
-    );
-    const { space } = result;
-    const embedded = new Map<string, EmbeddedSection>(all.map((s, i) => [s.id, result.image[i]]));
-    const targetE = embedded.get(sectionId)!;
-    const refE = references.map((r) => embedded.get(r.id)!);
-    const nSpots = target.section.spots.ids.length;
-    const out: {
-      -readonly [K in keyof SectionPrediction]: SectionPrediction[K];
-    } = { modelId: model.id, referenceSectionIds: references.map((r) => r.id), genes: [], warnings };
-
+    const index = new Map(all.map((s, i) => [s.id, i]));
     if (column !== null) {
-      const labelled = references.filter((r) => hasLabels(r.labels.get(column)));
-      const lacking = references.filter((r) => !labelled.includes(r)).map((r) => r.section.name);
+      const lacking = references.filter((r) => !hasLabels(r.labels.get(column))).map((r) => r.section.name);
       if (lacking.length > 0) warnings.push(`label column '${column}' missing in ${lacking.join(', ')}`);
-      const labelledE = labelled.map((r) => embedded.get(r.id)!);
-      const probe = linearProbe({
-        trainX: stack(labelledE, (es) => es.features),
-        trainY: labelled.flatMap((r, i) => Array.from(labelledE[i].spots, (s) => r.labels.get(column)?.[s] ?? null)),
-        testX: targetE.features,
-        testY: Array.from(targetE.spots, () => null),
-        dropLabels: ['undetermined'],
-        seed: 0,
-      });
-      const K = probe.trainingClasses.length;
-      const predictedClass: (string | null)[] = new Array<string | null>(nSpots).fill(null);
-      const probability: (number | null)[] = new Array<number | null>(nSpots).fill(null);
-      targetE.spots.forEach((s, r) => {
-        predictedClass[s] = probe.predictions[r];
-        let best = 0;
-        for (let c = 0; c < K; c++) best = Math.max(best, probe.probabilities.data[r * K + c]);
-        probability[s] = best;
-      });
-      out.labelColumn = column;
-      out.classes = probe.trainingClasses;
-      out.predictedClass = predictedClass;
-      out.probability = probability;
     }
-
-    if (genes.length > 0) {
-      const measurable = target.section.genes.symbols.length > 0;
-      const source = sharedGeneSource(refE, measurable ? [targetE] : []);
-      const byUpper = new Map<string, number>();
-      source.genes.forEach((g, i) => {
-        if (!byUpper.has(g.toUpperCase())) byUpper.set(g.toUpperCase(), i);
-      });
-      const indices = genes.map((g) => {
-        const i = byUpper.get(g.trim().toUpperCase());
-        if (i === undefined) {
-          throw new Error(
-            `predictSection: gene ${JSON.stringify(g.slice(0, 64))} is not measured in every reference section` +
-              (measurable ? ` and ${target.section.name}` : ''),
-          );
-        }
-        return i;
-      });
-      const G = indices.length;
-      const values = indices.map((g) => source.train(g));
-      const n = values[0].length;
-      const data = new Float64Array(n * G);
-      values.forEach((v, g) => {
-        for (let i = 0; i < n; i++) data[i * G + g] = v[i];
-      });
-      const predicted = knnPredict(
-        stack(refE, (es) => es.embeddings),
-        { rows: n, cols: G, data },
-        targetE.embeddings,
-        {
-          k: Math.min(DEFAULT_K, n),
-          distance: space.curvature === null ? euclideanDistance : lorentzDistance(space.curvature),
-        },
-      );
-      out.targetSum = source.targetSum;
-      out.genes = indices.map((gene, g) => {
-        const p: (number | null)[] = new Array<number | null>(nSpots).fill(null);
-        targetE.spots.forEach((s, r) => (p[s] = predicted.data[r * G + g]));
-        let measured: (number | null)[] | null = null;
-        if (measurable) {
-          const m = source.test(gene);
-          measured = new Array<number | null>(nSpots).fill(null);
-          targetE.spots.forEach((s, r) => (measured![s] = m[r]));
-        }
-        return { symbol: source.genes[gene], predicted: p, measured };
-      });
-    }
-    return out;
+    const { genes: predicted, ...probed } = await this.inference.run(
+      'predict',
+      'predictSection',
+      all.map((s) => s.section),
+      {
+        model: modelRef(model),
+        target: all.length - 1,
+        references: references.map((r) => {
+          const labels = column === null ? undefined : r.labels.get(column);
+          return { index: index.get(r.id)!, labels: hasLabels(labels) ? labels! : null };
+        }),
+        column,
+        genes,
+      },
+    );
+    return {
+      modelId: model.id,
+      referenceSectionIds: references.map((r) => r.id),
+      genes: predicted,
+      warnings,
+      ...probed,
+    };
   }
+}
+
+/** The model work of a prediction (in the inference worker): embeddings, then the probe and the kNN expression. */
+export async function computePrediction(
+  sections: Section[],
+  params: PredictParams,
+  cache: EmbeddingCache,
+): Promise<PredictOutput> {
+  const { column, genes } = params;
+  const { space, image } = await cache.embed(params.model, sections);
+  const target = sections[params.target];
+  const targetE = image[params.target];
+  const refE = params.references.map((r) => image[r.index]);
+  const nSpots = target.spots.ids.length;
+  const out: { -readonly [K in keyof PredictOutput]: PredictOutput[K] } = { genes: [] };
+
+  if (column !== null) {
+    const labelled = params.references.filter((r) => r.labels !== null);
+    const labelledE = labelled.map((r) => image[r.index]);
+    const probe = linearProbe({
+      trainX: stack(labelledE, (es) => es.features),
+      trainY: labelled.flatMap((r, i) => Array.from(labelledE[i].spots, (s) => r.labels![s] ?? null)),
+      testX: targetE.features,
+      testY: Array.from(targetE.spots, () => null),
+      dropLabels: ['undetermined'],
+      seed: 0,
+    });
+    const K = probe.trainingClasses.length;
+    const predictedClass: (string | null)[] = new Array<string | null>(nSpots).fill(null);
+    const probability: (number | null)[] = new Array<number | null>(nSpots).fill(null);
+    targetE.spots.forEach((s, r) => {
+      predictedClass[s] = probe.predictions[r];
+      let best = 0;
+      for (let c = 0; c < K; c++) best = Math.max(best, probe.probabilities.data[r * K + c]);
+      probability[s] = best;
+    });
+    out.labelColumn = column;
+    out.classes = probe.trainingClasses;
+    out.predictedClass = predictedClass;
+    out.probability = probability;
+  }
+
+  if (genes.length > 0) {
+    const measurable = target.genes.symbols.length > 0;
+    const source = sharedGeneSource(refE, measurable ? [targetE] : []);
+    const byUpper = new Map<string, number>();
+    source.genes.forEach((g, i) => {
+      if (!byUpper.has(g.toUpperCase())) byUpper.set(g.toUpperCase(), i);
+    });
+    const indices = genes.map((g) => {
+      const i = byUpper.get(g.trim().toUpperCase());
+      if (i === undefined) {
+        throw new Error(
+          `predictSection: gene ${JSON.stringify(g.slice(0, 64))} is not measured in every reference section` +
+            (measurable ? ` and ${target.name}` : ''),
+        );
+      }
+      return i;
+    });
+    const G = indices.length;
+    const values = indices.map((g) => source.train(g));
+    const n = values[0].length;
+    const data = new Float64Array(n * G);
+    values.forEach((v, g) => {
+      for (let i = 0; i < n; i++) data[i * G + g] = v[i];
+    });
+    const predicted = knnPredict(
+      stack(refE, (es) => es.embeddings),
+      { rows: n, cols: G, data },
+      targetE.embeddings,
+      {
+        k: Math.min(DEFAULT_K, n),
+        distance: space.curvature === null ? euclideanDistance : lorentzDistance(space.curvature),
+      },
+    );
+    out.targetSum = source.targetSum;
+    out.genes = indices.map((gene, g) => {
+      const p: (number | null)[] = new Array<number | null>(nSpots).fill(null);
+      targetE.spots.forEach((s, r) => (p[s] = predicted.data[r * G + g]));
+      let measured: (number | null)[] | null = null;
+      if (measurable) {
+        const m = source.test(gene);
+        measured = new Array<number | null>(nSpots).fill(null);
+        targetE.spots.forEach((s, r) => (measured![s] = m[r]));
+      }
+      return { symbol: source.genes[gene], predicted: p, measured };
+    });
+  }
+  return out;
 }
 
 function hasLabels(column: LabelColumn | undefined): boolean {

@@ -1,11 +1,14 @@
 // Similar tissue (issue 5, Predictions on the slide): the spots nearest to one spot in a model's image embedding
 // space, over every open section with an image. Exhaustive search: a few thousand spots of 256 dimensions take
-// milliseconds, and it gives exact neighbours.
+// milliseconds, and it gives exact neighbours. The request is checked on the main thread; the embedding and the
+// search run in the inference worker (computeSimilar).
 
 import { euclideanDistance, lorentzDistance, type DistanceFunction } from '../eval/gene-prediction.js';
 import type { Matrix, Vector } from '../eval/matrix.js';
+import type { Section } from '../section/section.js';
 import type { SimilarSpot, SimilarSpotsRequest } from './api.js';
-import { findModel, type EmbeddingCache } from './embedding-cache.js';
+import { findModel, modelRef, type EmbeddingCache, type ModelRef } from './embedding-cache.js';
+import type { InferenceClient } from './inference-client.js';
 import { isUsable, type PredictionHost } from './predictions.js';
 
 const DEFAULT_K = 10;
@@ -49,10 +52,22 @@ function neighbourCount(k: unknown): number {
   return k;
 }
 
-/** The API call: see StudioApi.findSimilarSpots. Run it inside the cache's `serial`. */
+/** What the worker is sent for a search, besides the sections (every open section with an image). */
+export interface SimilarParams {
+  readonly model: ModelRef;
+  /** The index of the query's section among the job's sections. */
+  readonly own: number;
+  readonly spotIndex: number;
+  readonly k: number;
+}
+
+/** The neighbours found: `part` indexes the job's sections. */
+export type SimilarOutput = { part: number; spotIndex: number; spotId: string; distance: number }[];
+
+/** The API call: see StudioApi.findSimilarSpots. Run it inside the client's `serial`. */
 export async function findSimilarSpots(
   host: PredictionHost,
-  cache: EmbeddingCache,
+  inference: InferenceClient,
   sectionId: string,
   spotIndex: number,
   request: SimilarSpotsRequest,
@@ -69,14 +84,35 @@ export async function findSimilarSpots(
   }
   const model = await findModel(host.listModels(), request.modelId, 'findSimilarSpots');
   const open = host.sections().filter(isUsable);
-  const { space, image } = await cache.embed(
-    model,
+  const found = await inference.run(
+    'similar',
+    'findSimilarSpots',
     open.map((s) => s.section),
+    { model: modelRef(model), own: open.findIndex((s) => s.id === sectionId), spotIndex, k },
   );
-  const own = image[open.findIndex((s) => s.id === sectionId)];
-  const row = own.spots.indexOf(spotIndex);
+  return found.map(({ part, spotIndex: index, spotId, distance }) => ({
+    sectionId: open[part].id,
+    sectionName: open[part].section.name,
+    spotIndex: index,
+    spotId,
+    distance,
+  }));
+}
+
+/** The model work of a search (in the inference worker): embeddings of every section, then the nearest rows. */
+export async function computeSimilar(
+  sections: Section[],
+  params: SimilarParams,
+  cache: EmbeddingCache,
+): Promise<SimilarOutput> {
+  const { space, image } = await cache.embed(params.model, sections);
+  const own = image[params.own];
+  const row = own.spots.indexOf(params.spotIndex);
   if (row < 0) {
-    throw new Error(`findSimilarSpots: spot ${spots.ids[spotIndex]} of ${target.section.name} is outside the tissue`);
+    const section = sections[params.own];
+    throw new Error(
+      `findSimilarSpots: spot ${section.spots.ids[params.spotIndex]} of ${section.name} is outside the tissue`,
+    );
   }
   const m = own.embeddings;
   const query = m.data.subarray(row * m.cols, (row + 1) * m.cols);
@@ -84,16 +120,10 @@ export async function findSimilarSpots(
   return nearestRows(
     query,
     image.map((es) => ({ embeddings: es.embeddings })),
-    k,
+    params.k,
     distance,
   ).map(({ part, row: r, distance: d }) => {
     const index = image[part].spots[r];
-    return {
-      sectionId: open[part].id,
-      sectionName: open[part].section.name,
-      spotIndex: index,
-      spotId: open[part].section.spots.ids[index],
-      distance: d,
-    };
+    return { part, spotIndex: index, spotId: sections[part].spots.ids[index], distance: d };
   });
 }

@@ -133,7 +133,7 @@ export class Studio implements StudioApi {
       ]);
       if (!stopped) console.error('training did not stop in time: ended without a final checkpoint');
     }
-    await this.training.terminate();
+    await Promise.all([this.training.terminate(), this.predictions.terminate()]);
     this.close();
   }
 
@@ -207,6 +207,7 @@ export class Studio implements StudioApi {
     if (grid.ids.length === 0) {
       throw new Error(`tileSection: no tissue found in ${section.name}${region ? ' inside the region' : ''}`);
     }
+    this.predictions.forget(section);
     this.sections.set(sectionId, tiled.section);
     return {
       section: summarize(sectionId, tiled.section, this.labelsOf(sectionId, tiled.section)),
@@ -270,7 +271,7 @@ export class Studio implements StudioApi {
   }
 
   async closeSection(sectionId: string): Promise<SectionSummary[]> {
-    this.section(sectionId); // names an unknown id
+    this.predictions.forget(this.section(sectionId)); // names an unknown id
     // Only this run's view of it goes: its annotations stay in the project, found again when it is reopened.
     this.sections.delete(sectionId);
     this.projectIds.delete(sectionId);

@@ -9,6 +9,15 @@ export interface SparseVector {
   readonly values: Float32Array;
 }
 
+/** A SparseCounts as plain typed arrays, for postMessage (see toTransferable). */
+export interface TransferableCounts {
+  readonly nSpots: number;
+  readonly nGenes: number;
+  readonly indptr: Float64Array;
+  readonly geneIndex: Int32Array;
+  readonly data: Float32Array;
+}
+
 export class SparseCounts {
   readonly nSpots: number;
   readonly nGenes: number;
@@ -95,6 +104,27 @@ export class SparseCounts {
       indptr[s + 1] = genes.length;
     }
     return SparseCounts.fromCsr(nSpots, nGenes, indptr, genes, data);
+  }
+
+  /** The CSR arrays as plain data (structured clone drops the class), shared, not copied. */
+  toTransferable(): TransferableCounts {
+    const { nSpots, nGenes, indptr, geneIndex, data } = this;
+    return { nSpots, nGenes, indptr, geneIndex, data };
+  }
+
+  /**
+   * Back from `toTransferable` (in another thread): the arrays were checked when first built, so only their shapes
+   * are checked here, not every entry again.
+   */
+  static fromTransferable(t: TransferableCounts): SparseCounts {
+    const nnz = t.indptr[t.nSpots];
+    if (t.indptr.length !== t.nSpots + 1 || t.geneIndex.length !== nnz || t.data.length !== nnz) {
+      throw new Error(
+        `counts of ${t.nSpots} spots: indptr has ${t.indptr.length} entries, ` +
+          `index/data ${t.geneIndex.length}/${t.data.length} for ${nnz} non-zeros`,
+      );
+    }
+    return new SparseCounts(t.nSpots, t.nGenes, t.indptr, t.geneIndex, t.data);
   }
 
   get nnz(): number {
