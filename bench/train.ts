@@ -1,5 +1,5 @@
 // `npm run bench -- train [--batch B] [--steps N] [--warmup W] [--backend B] [--threads T]`: the training step of
-// issue 3's fixed configuration on random data, through the trainer's own step (trainStep): half-width ResNet-18
+// issue 3's fixed configuration on random data, through the trainer's own step (trainStepAsync): half-width ResNet-18
 // (stage widths 32, 64, 128, 256, two basic blocks per stage, 7x7/2 stem + 3x3/2 max-pool, BatchNorm) on
 // 112x112x3, gene MLP 1000 -> 512 (GELU) -> 512 with residual and LayerNorm, projections to D = 256 without bias,
 // DELST loss (lambda = beta = 0.2, gene entails image, all-pairs intra entailment on both modalities), AdamW.
@@ -8,13 +8,13 @@
 
 import os from 'node:os';
 import * as tf from '@tensorflow/tfjs';
-import { initBackend, type BackendChoice } from '../core/engine/backend.js';
+import { BACKEND_CHOICES, initBackend, type BackendChoice } from '../core/engine/backend.js';
 import { DEFAULT_MODEL_CONFIG, type ModelConfig } from '../core/engine/config.js';
 import { makeLossConfig } from '../core/engine/losses.js';
 import { DelstModel } from '../core/engine/models/delst-model.js';
 import { AdamW } from '../core/engine/optimizer.js';
 import { Rng } from '../core/engine/random.js';
-import { trainStep } from '../core/engine/trainer.js';
+import { trainStepAsync } from '../core/engine/trainer.js';
 
 /** PyTorch 1.13 CPU, same configuration, 2 threads, on the project's build machine class (issue 3). */
 const PYTORCH = { spotsPerSecond: '77-89', medianStepSeconds: 0.73 } as const;
@@ -41,8 +41,8 @@ function parse(args: string[]): Options {
     else if (a === '--warmup') opts.warmup = next();
     else if (a === '--threads') opts.threads = next();
     else if (a === '--backend') {
-      const b = args[++i];
-      if (b !== 'auto' && b !== 'tensorflow' && b !== 'wasm') throw new Error('--backend: auto, tensorflow or wasm');
+      const b = args[++i] as BackendChoice;
+      if (!BACKEND_CHOICES.includes(b)) throw new Error(`--backend: ${BACKEND_CHOICES.join(', ')}`);
       opts.backend = b;
     } else if (a !== '--json') throw new Error(`unknown option ${a}`);
   }
@@ -94,7 +94,7 @@ export function trainingGflops(config: ModelConfig, batch: number): { forward: n
 }
 
 /** GFLOP/s of a 1024 x 1024 x 1024 matMul on the current backend (median of 5 after one warm-up). */
-function matMulRate(): number {
+async function matMulRate(): Promise<number> {
   const n = 1024;
   const rng = new Rng(1);
   const a = tf.tensor2d(
@@ -109,7 +109,7 @@ function matMulRate(): number {
   for (let i = 0; i < 6; i++) {
     const t0 = performance.now();
     const c = tf.matMul(a, b);
-    c.dataSync();
+    await c.data(); // webgpu in Node reads asynchronously only
     const t = performance.now() - t0;
     c.dispose();
     if (i > 0) times.push(t);
@@ -123,7 +123,10 @@ const round = (v: number, digits = 3) => Number(v.toFixed(digits));
 
 export async function benchTrain(args: string[]): Promise<object> {
   const opts = parse(args);
-  const backend = await initBackend(opts.backend, opts.threads ? { wasmThreads: opts.threads } : {});
+  const backend = await initBackend(opts.backend, {
+    webgpu: true,
+    ...(opts.threads ? { wasmThreads: opts.threads } : {}),
+  });
   const config = DEFAULT_MODEL_CONFIG;
   const model = new DelstModel(config, 0);
   const optimizer = new AdamW(model.store.trainableEntries(), { weightDecay: 0.2 });
@@ -161,7 +164,7 @@ export async function benchTrain(args: string[]): Promise<object> {
   const tensorsAfter: number[] = [];
   for (let i = 0; i < opts.warmup + opts.steps; i++) {
     const t0 = performance.now();
-    const v = trainStep({ model, optimizer, loss }, batch, { lr: 1e-4, dropoutSeed: i, pairSeed: i });
+    const v = await trainStepAsync({ model, optimizer, loss }, batch, { lr: 1e-4, dropoutSeed: i, pairSeed: i });
     const seconds = (performance.now() - t0) / 1000;
     if (i >= opts.warmup) times.push(seconds);
     losses.push(v.loss);
@@ -170,7 +173,7 @@ export async function benchTrain(args: string[]): Promise<object> {
   tf.dispose([patches, expression]);
   optimizer.dispose();
   model.dispose();
-  const matMul = matMulRate();
+  const matMul = await matMulRate();
 
   const sorted = [...times].sort((a, b) => a - b);
   const median = sorted[Math.floor(sorted.length / 2)];
@@ -179,6 +182,7 @@ export async function benchTrain(args: string[]): Promise<object> {
   return {
     backend: backend.name,
     device: backend.device,
+    adapter: backend.adapter ?? null,
     threads: backend.threads,
     batch: B,
     warmupSteps: opts.warmup,

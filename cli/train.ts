@@ -4,7 +4,7 @@
 // and exits 130 (a second Ctrl-C exits at once; the last complete checkpoint stays valid).
 
 import { existsSync } from 'node:fs';
-import type { BackendChoice } from '../core/engine/backend.js';
+import { BACKEND_CHOICES, type BackendChoice } from '../core/engine/backend.js';
 import { EMBEDDING_MODES, type ModelConfigInput } from '../core/engine/config.js';
 import type { CrossDirection, IntraPairing, Modality, NnzNormalization } from '../core/engine/losses.js';
 import { train, type EpochMetrics, type LossOverrides, type TrainOptions } from '../core/engine/trainer.js';
@@ -24,7 +24,8 @@ Options:
   --init MODEL        start from a trained model (its weights and gene panel); 'base': the bundled base model
   --freeze backbone   train the projection head only, on cached backbone features (fast fine-tuning)
   --resume            continue the run in DIR from its last checkpoint
-  --backend B         auto, tensorflow or wasm (default auto)
+  --backend B         auto, tensorflow, webgpu or wasm (default auto: a CUDA GPU, else a GPU through WebGPU,
+                      else the CPU)
   --seed S            seed of init, shuffles, augmentation and dropout (default 0)
   --batch N           spots per step (default 64)
   --lr X              peak learning rate (default 1e-4)
@@ -113,7 +114,7 @@ export function trainOptionsFromArgs(args: readonly string[]): TrainOptions & { 
     mode: choiceOption(parsed, 'mode', EMBEDDING_MODES),
     init: initPath(parsed.options.get('init')),
     freeze: choiceOption(parsed, 'freeze', ['none', 'backbone'] as const),
-    backend: choiceOption<BackendChoice>(parsed, 'backend', ['auto', 'tensorflow', 'wasm']),
+    backend: choiceOption<BackendChoice>(parsed, 'backend', BACKEND_CHOICES),
     seed: numberOption(parsed, 'seed', { integer: true, min: 0 }),
     batchSize: numberOption(parsed, 'batch', { integer: true, min: 2 }),
     lr: numberOption(parsed, 'lr', { positive: true }),

@@ -1,5 +1,5 @@
-// Choosing and starting the TensorFlow.js backend: libtensorflow through tfjs-node(-gpu) where it loads, the wasm
-// backend (with our gradient kernels) everywhere else.
+// Choosing and starting the TensorFlow.js backend: libtensorflow through tfjs-node-gpu on a CUDA GPU, WebGPU (Dawn)
+// on any hardware GPU adapter, the wasm backend (with our gradient kernels) everywhere else.
 
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
@@ -8,17 +8,27 @@ import os from 'node:os';
 import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { getThreadsCount, setThreadsCount, setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
+import { unpackedPath } from '../resources.js';
 import { registerMissingGradients } from './kernels/gradients.js';
 import { registerWasmKernels } from './kernels/register.js';
+import { adapterLine, probeAdapter, type AdapterDescription } from './webgpu/adapter.js';
+import { registerWebgpuKernels } from './webgpu/kernels.js';
+import { startWebgpu, webgpuFault } from './webgpu/start.js';
 
-export type BackendChoice = 'auto' | 'tensorflow' | 'wasm';
+export type BackendChoice = 'auto' | 'tensorflow' | 'webgpu' | 'wasm';
+export const BACKEND_CHOICES: readonly BackendChoice[] = ['auto', 'tensorflow', 'webgpu', 'wasm'];
 
 export interface BackendInfo {
-  name: 'tensorflow' | 'wasm';
-  /** Human-readable description of where the work runs, e.g. 'CPU via wasm SIMD, 1 thread'. */
+  name: 'tensorflow' | 'webgpu' | 'wasm';
+  /**
+   * Human-readable description of where the work runs, e.g. 'CPU via wasm SIMD, 1 thread' or
+   * 'GPU via WebGPU: nvidia ampere (NVIDIA GeForce RTX 3060), hardware'.
+   */
   device: string;
-  /** CPU threads the backend computes with (wasm: XNNPACK's pool; libtensorflow: all cores). */
+  /** CPU threads the backend computes with (wasm: XNNPACK's pool; libtensorflow: all cores; webgpu: 1). */
   threads: number;
+  /** webgpu only: the adapter (vendor, architecture, software or hardware, buffer limits). */
+  adapter?: AdapterDescription;
 }
 
 const require = createRequire(import.meta.url);
@@ -26,9 +36,12 @@ const require = createRequire(import.meta.url);
 let current: BackendInfo | null = null;
 let pending: Promise<BackendInfo> | null = null;
 
-/** Folder of the wasm package's .wasm binaries, with a trailing separator (setWasmPaths wants a prefix). */
+/**
+ * Folder of the wasm package's .wasm binaries, with a trailing separator (setWasmPaths wants a prefix); outside the
+ * asar in a packaged app, as are the files the wasm worker threads read.
+ */
 export function wasmDistFolder(): string {
-  return path.dirname(require.resolve('@tensorflow/tfjs-backend-wasm')) + path.sep;
+  return unpackedPath(path.dirname(require.resolve('@tensorflow/tfjs-backend-wasm'))) + path.sep;
 }
 
 async function tryTensorflow(): Promise<BackendInfo | null> {
@@ -63,7 +76,9 @@ function threadedWorkerScript(): string {
       wasmWorkerContents: string;
     }
   ).wasmWorkerContents;
-  const factory = require.resolve('@tensorflow/tfjs-backend-wasm/wasm-out/tfjs-backend-wasm-threaded-simd.js');
+  const factory = unpackedPath(
+    require.resolve('@tensorflow/tfjs-backend-wasm/wasm-out/tfjs-backend-wasm-threaded-simd.js'),
+  );
   // The template literal turned the source's `\n` escapes into newlines inside string literals: escape them back.
   const script =
     contents.replace(/\n/g, '\\n') +
@@ -142,10 +157,63 @@ async function startWasm(requestedThreads: number): Promise<BackendInfo> {
   return { name: 'wasm', device: `CPU via wasm SIMD, ${threads} thread${threads === 1 ? '' : 's'}`, threads };
 }
 
-async function start(choice: BackendChoice, threads: number): Promise<BackendInfo> {
+/** The webgpu backend on Dawn's adapter, with our kernels; null where there is none (or only a software one). */
+async function tryWebgpu(allowSoftware: boolean): Promise<BackendInfo | null> {
+  const adapter = await startWebgpu(allowSoftware);
+  if (!adapter) return null;
+  registerWebgpuKernels();
+  return { name: 'webgpu', device: adapterLine(adapter), threads: 1, adapter };
+}
+
+/** `--backend webgpu`: any adapter, a software one included (the device line says so). */
+async function forceWebgpu(): Promise<BackendInfo> {
+  let info: BackendInfo | null;
+  try {
+    info = await tryWebgpu(true);
+  } catch (error) {
+    throw new Error(
+      `backend "webgpu" requested, but Dawn (the webgpu package) failed to start: ${(error as Error).message}. ` +
+        'Use --backend wasm.',
+      { cause: error },
+    );
+  }
+  if (info) return info;
+  throw new Error(
+    'backend "webgpu" requested, but Dawn found no WebGPU adapter: no GPU with a Vulkan, Metal or Direct3D 12 ' +
+      'driver it accepts. Use --backend wasm (on Linux without a GPU, a software adapter for testing: ' +
+      'VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json).',
+  );
+}
+
+/**
+ * `auto`: webgpu only on a hardware adapter. Dawn is probed in a child process first, so that machines without
+ * a GPU neither load it nor see its driver warnings; any failure leaves webgpu out.
+ */
+async function autoWebgpu(): Promise<BackendInfo | null> {
+  if (process.env.DELST_WEBGPU === '0') return null;
+  const probe = await probeAdapter();
+  if (!probe.adapter || probe.adapter.software) return null;
+  try {
+    return await tryWebgpu(false);
+  } catch {
+    return null;
+  }
+}
+
+async function start(choice: BackendChoice, threads: number, webgpu: boolean): Promise<BackendInfo> {
+  if (choice === 'webgpu') return forceWebgpu();
   if (choice === 'tensorflow' || choice === 'auto') {
     const info = await tryTensorflow();
-    if (info) return info;
+    // libtensorflow on the CPU comes after a GPU adapter, not before.
+    if (info && (choice === 'tensorflow' || info.device.startsWith('CUDA'))) return info;
+    if (choice === 'auto' && webgpu) {
+      const gpu = await autoWebgpu();
+      if (gpu) return gpu;
+      if (info) {
+        await tf.setBackend('tensorflow');
+        return info;
+      }
+    }
     if (choice === 'tensorflow') {
       throw new Error(
         'backend "tensorflow" requested, but neither @tensorflow/tfjs-node-gpu nor @tensorflow/tfjs-node loads. ' +
@@ -157,21 +225,28 @@ async function start(choice: BackendChoice, threads: number): Promise<BackendInf
   return startWasm(threads);
 }
 
+export interface InitOptions {
+  wasmThreads?: number;
+  /**
+   * Whether 'auto' may choose webgpu: only for callers that read tensors with `await tensor.data()`, because
+   * webgpu in Node cannot read synchronously (dataSync throws unless the values were read before). Default false.
+   */
+  webgpu?: boolean;
+}
+
 /**
- * Selects and initialises the backend once per process: 'auto' uses libtensorflow when tfjs-node(-gpu) loads,
- * else wasm. Later calls return the backend already chosen, and throw if a different one is demanded.
+ * Selects and initialises the backend once per process: 'auto' takes libtensorflow on a CUDA GPU, else (where
+ * `options.webgpu`) webgpu on a hardware adapter, else libtensorflow on the CPU where tfjs-node loads, else wasm.
+ * Later calls return the backend already chosen, and throw if a different one is demanded.
  */
-export async function initBackend(
-  choice: BackendChoice = 'auto',
-  options: { wasmThreads?: number } = {},
-): Promise<BackendInfo> {
+export async function initBackend(choice: BackendChoice = 'auto', options: InitOptions = {}): Promise<BackendInfo> {
   if (current && (choice === 'auto' || choice === current.name)) {
     if (tf.getBackend() !== current.name) await tf.setBackend(current.name);
     return current;
   }
   if (current) throw new Error(`backend already initialised as "${current.name}", cannot switch to "${choice}"`);
   if (!pending) {
-    pending = start(choice, options.wasmThreads ?? defaultThreads()).then(
+    pending = start(choice, options.wasmThreads ?? defaultThreads(), options.webgpu ?? false).then(
       (info) => {
         registerMissingGradients();
         current = info;
@@ -188,6 +263,15 @@ export async function initBackend(
     throw new Error(`backend already initialised as "${info.name}", cannot switch to "${choice}"`);
   }
   return info;
+}
+
+/**
+ * Whether the backend's device has failed (webgpu: device lost, out of memory, an uncaptured GPU error): a message
+ * for the user, or null. Results computed after such a failure cannot be trusted.
+ */
+export function backendFault(): string | null {
+  if (current?.name !== 'webgpu') return null;
+  return webgpuFault()?.message ?? null;
 }
 
 /** Tests only: make the pure-JS 'cpu' backend current (the reference for gradient checks; far too slow to train). */

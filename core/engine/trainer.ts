@@ -19,7 +19,7 @@ import path from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { openSections } from '../readers/open.js';
 import type { Section } from '../section/section.js';
-import { initBackend, type BackendChoice } from './backend.js';
+import { backendFault, initBackend, type BackendChoice } from './backend.js';
 import {
   hasCheckpoint,
   loadCheckpoint,
@@ -49,9 +49,11 @@ import { backboneFeatures } from './embed.js';
 import { panelCoverage, selectGenePanel, type GenePanel } from './gene-panel.js';
 import { distanceToOrigin, safeNorm } from './lorentz.js';
 import { computeLoss, makeLossConfig, quantileEdges, type LossConfig } from './losses.js';
-import { DelstModel, type Embeddings } from './models/delst-model.js';
+import { DelstModel, HEAD, type Embeddings } from './models/delst-model.js';
 import { AdamW, DEFAULT_ADAMW, learningRate } from './optimizer.js';
 import { deriveSeed, Rng } from './random.js';
+import type { AdapterDescription } from './webgpu/adapter.js';
+import { maxBatchForAdapter } from './webgpu/memory.js';
 
 export type FreezeMode = 'none' | 'backbone';
 export type LossOverrides = Partial<Omit<LossConfig, 'mode'>>;
@@ -101,8 +103,14 @@ export interface TrainOptions {
   readonly keepCheckpoints?: number;
   /** Abort: the current step finishes, a checkpoint is saved, train() resolves with status 'aborted'. */
   readonly signal?: AbortSignal;
-  /** Tests only: make the loss of (epoch, step), both 1-based, NaN. */
-  readonly faults?: { readonly nonFiniteLossAt?: (epoch: number, step: number) => boolean };
+  /**
+   * Tests only: make the loss of (epoch, step), both 1-based, NaN; run `beforeStep` before a step (e.g. to destroy
+   * the GPU device).
+   */
+  readonly faults?: {
+    readonly nonFiniteLossAt?: (epoch: number, step: number) => boolean;
+    readonly beforeStep?: (epoch: number, step: number) => void;
+  };
 }
 
 /** After every optimizer step. Epochs and steps are 1-based. */
@@ -184,6 +192,18 @@ export class TrainingError extends Error {
   constructor(message: string) {
     super(message);
     this.name = 'TrainingError';
+  }
+}
+
+/** The GPU failed mid-run (device lost, out of memory): the run stops, the last good checkpoint stays current. */
+export class DeviceFailureError extends TrainingError {
+  constructor(
+    message: string,
+    readonly epoch: number,
+    readonly step: number,
+  ) {
+    super(message);
+    this.name = 'DeviceFailureError';
   }
 }
 
@@ -307,11 +327,15 @@ function meanNorm(z: tf.Tensor2D, curvature: tf.Scalar | null): tf.Scalar {
   return tf.mean(curvature ? distanceToOrigin(z, curvature) : safeNorm(z, false));
 }
 
-/**
- * One training step: loss and gradients of the trainable params, a finiteness check, AdamW, the clamps. Leaves
- * no tensor behind; the batch's tensors remain the caller's.
- */
-export function trainStep(ctx: StepContext, batch: StepBatch, settings: StepSettings): StepValues {
+/** The first half of a step: gradients, and one small tensor holding what must be read before applying them. */
+interface ComputedStep {
+  readonly grads: tf.Tensor[];
+  readonly gradMap: tf.NamedTensorMap;
+  /** [contrastive, cross, intra, |z| image, |z| gene, loss, |grad|^2]. */
+  readonly read: tf.Tensor1D;
+}
+
+function computeStep(ctx: StepContext, batch: StepBatch, settings: StepSettings): ComputedStep {
   const { model } = ctx;
   const variables = model.store.trainable();
   let stats: tf.Tensor | null = null;
@@ -357,14 +381,19 @@ export function trainStep(ctx: StepContext, batch: StepBatch, settings: StepSett
     const gradSq = squares.length > 0 ? tf.addN(squares) : tf.scalar(0);
     return tf.concat([stats as unknown as tf.Tensor1D, tf.reshape(value, [1]), tf.reshape(gradSq, [1])]);
   });
-  const v = read.dataSync();
-  tf.dispose([read, stats as unknown as tf.Tensor, value]);
+  tf.dispose([stats as unknown as tf.Tensor, value]);
+  return { grads: gradList, gradMap: grads, read: read as tf.Tensor1D };
+}
+
+/** The second half: AdamW and the clamps where the values `v` of `step.read` are finite; disposes the step. */
+function applyStep(ctx: StepContext, step: ComputedStep, v: ArrayLike<number>, lr: number): StepValues {
+  tf.dispose(step.read);
   const finite = Number.isFinite(v[5]) && Number.isFinite(v[6]);
   if (finite) {
-    ctx.optimizer.apply(grads, settings.lr);
-    model.clampParameters();
+    ctx.optimizer.apply(step.gradMap, lr);
+    ctx.model.clampParameters();
   }
-  tf.dispose(gradList);
+  tf.dispose(step.grads);
   return {
     loss: v[5],
     contrastive: v[0],
@@ -375,6 +404,33 @@ export function trainStep(ctx: StepContext, batch: StepBatch, settings: StepSett
     gradNorm: Math.sqrt(v[6]),
     applied: finite,
   };
+}
+
+/**
+ * One training step: loss and gradients of the trainable params, a finiteness check, AdamW, the clamps. Leaves
+ * no tensor behind; the batch's tensors remain the caller's. Reads synchronously: not on webgpu (trainStepAsync).
+ */
+export function trainStep(ctx: StepContext, batch: StepBatch, settings: StepSettings): StepValues {
+  const step = computeStep(ctx, batch, settings);
+  return applyStep(ctx, step, step.read.dataSync(), settings.lr);
+}
+
+/**
+ * trainStep with an asynchronous read, which every backend supports (webgpu in Node only this one). When the
+ * backend reports a device fault (backendFault) once the values are read, nothing is applied and it is thrown.
+ */
+export async function trainStepAsync(ctx: StepContext, batch: StepBatch, settings: StepSettings): Promise<StepValues> {
+  const step = computeStep(ctx, batch, settings);
+  let v: ArrayLike<number>;
+  try {
+    v = await step.read.data();
+    const fault = backendFault();
+    if (fault) throw new Error(fault);
+  } catch (error) {
+    tf.dispose([step.read, ...step.grads]);
+    throw error;
+  }
+  return applyStep(ctx, step, v, settings.lr);
 }
 
 // ---- the run ----------------------------------------------------------------------------------------------------
@@ -401,7 +457,8 @@ export async function train(options: TrainOptions, callbacks: TrainCallbacks = {
   }
   if (resumed && options.genePanel) throw new TrainingError('--resume continues with the saved gene panel');
 
-  const backend = await initBackend(options.backend ?? 'auto');
+  // The steps read asynchronously, so webgpu may run them; the frozen-backbone cache (embed.ts) reads synchronously.
+  const backend = await initBackend(options.backend ?? 'auto', { webgpu: settings.freeze !== 'backbone' });
   status(`backend: ${backend.device}`);
   const sections = await readSections(options.sections, status);
 
@@ -460,6 +517,7 @@ export async function train(options: TrainOptions, callbacks: TrainCallbacks = {
     });
     if (dataset.size < 2) throw new TrainingError('training needs at least 2 in-tissue spots');
     if (resumed) checkSameData(resumed.manifest, dataset);
+    if (backend.adapter) fitBatchToAdapter(settings, config, backend.adapter, resumed !== null, status);
 
     let cached: { image: Float32Array; gene: Float32Array; imageWidth: number; geneWidth: number } | null = null;
     if (settings.freeze === 'backbone') {
@@ -500,7 +558,21 @@ export async function train(options: TrainOptions, callbacks: TrainCallbacks = {
     let saved = { epoch: startEpoch, step: globalStep };
     let run = { steps: 0, spots: 0, seconds: 0 };
 
+    // webgpu in Node reads only asynchronously: values read with data() are cached for the savers' dataSync.
+    const settle = async (tensors: tf.Tensor[]) => {
+      if (backend.name !== 'webgpu') return;
+      await Promise.all(tensors.map((t) => t.data()));
+      const fault = backendFault();
+      if (fault) throw new Error(fault);
+    };
+    const scalarParams = Object.values(HEAD)
+      .filter((name) => model.store.has(name))
+      .map((name) => model.store.get(name))
+      .filter((v) => v.size === 1);
     const save = async (epochsCompleted: number, stepInEpoch: number, partial: EpochSums | null) => {
+      const optimizerState = optimizer!.exportState();
+      const slots = [...optimizerState.slots.values()].filter((t): t is tf.Tensor => t instanceof tf.Tensor);
+      await settle([...model.store.names().map((name) => model.store.get(name)), ...slots]);
       const training: TrainingRecord = {
         trainer: TRAINER_KIND,
         version: TRAINER_RECORD_VERSION,
@@ -522,7 +594,7 @@ export async function train(options: TrainOptions, callbacks: TrainCallbacks = {
           metrics: metrics as unknown as Record<string, unknown>[],
           epoch: epochsCompleted,
           step: globalStep,
-          optimizer: optimizer!.exportState(),
+          optimizer: optimizerState,
         },
         { keep: options.keepCheckpoints ?? 2 },
       );
@@ -570,12 +642,17 @@ export async function train(options: TrainOptions, callbacks: TrainCallbacks = {
             });
         let values: StepValues;
         try {
-          values = trainStep({ model, optimizer, loss: lossConfig, nnzQuantileEdges }, batch, {
+          options.faults?.beforeStep?.(epoch + 1, s + 1);
+          values = await trainStepAsync({ model, optimizer, loss: lossConfig, nnzQuantileEdges }, batch, {
             lr,
             dropoutSeed: deriveSeed(settings.seed, 'dropout', epoch, s),
             pairSeed: deriveSeed(settings.seed, 'pairs', epoch, s),
             corrupt: options.faults?.nonFiniteLossAt?.(epoch + 1, s + 1) ?? false,
           });
+          await settle(scalarParams);
+        } catch (error) {
+          if (backend.name !== 'webgpu') throw error;
+          throw deviceFailure(error, epoch + 1, s + 1, stepsPerEpoch, out, lastCheckpoint, saved);
         } finally {
           batch.dispose();
         }
@@ -610,7 +687,12 @@ export async function train(options: TrainOptions, callbacks: TrainCallbacks = {
       const scalars = model.scalars();
       const m = epochMetrics(epoch + 1, sums, scalars.curvature, scalars.logitScale);
       metrics.push(m);
-      await save(epoch + 1, 0, null);
+      try {
+        await save(epoch + 1, 0, null);
+      } catch (error) {
+        if (backend.name !== 'webgpu' || error instanceof TrainingError) throw error;
+        throw deviceFailure(error, epoch + 1, batches.length, stepsPerEpoch, out, lastCheckpoint, saved);
+      }
       sums = emptySums();
       callbacks.onEpoch?.(m);
       if (signal?.aborted && epoch + 1 < settings.epochs) return result('aborted');
@@ -689,6 +771,51 @@ function nonFinite(
     epoch,
     step,
   );
+}
+
+function deviceFailure(
+  error: unknown,
+  epoch: number,
+  step: number,
+  stepsPerEpoch: number,
+  out: string,
+  checkpoint: string | null,
+  saved: { epoch: number; step: number },
+): DeviceFailureError {
+  const cause = backendFault() ?? `the GPU step failed: ${error instanceof Error ? error.message : String(error)}`;
+  const kept = checkpoint
+    ? `the last good checkpoint (epoch ${saved.epoch}, step ${saved.step}) stays current in ${out}; continue with ` +
+      '--resume (on the GPU, or with --backend wasm on the CPU)'
+    : 'no checkpoint had been saved yet';
+  return new DeviceFailureError(
+    `${cause} at epoch ${epoch}, step ${step} of ${stepsPerEpoch}; training stopped without saving this state and ${kept}.`,
+    epoch,
+    step,
+  );
+}
+
+/**
+ * A fresh run takes the largest batch the adapter's buffers hold where the requested one would not fit (and says
+ * so); a resumed run must keep its batch.
+ */
+function fitBatchToAdapter(
+  settings: RunSettings,
+  config: ModelConfig,
+  adapter: AdapterDescription,
+  resuming: boolean,
+  status: (message: string) => void,
+): void {
+  const fits = maxBatchForAdapter(config, adapter);
+  if (settings.batchSize <= fits) return;
+  const mib = Math.round(Math.min(adapter.maxStorageBufferBindingSize, adapter.maxBufferSize) / 2 ** 20);
+  if (resuming || fits < 2) {
+    throw new TrainingError(
+      `batch ${settings.batchSize} does not fit this GPU adapter (largest buffer ${mib} MiB, room for ${fits} spots); ` +
+        (resuming ? 'resume on another backend (--backend wasm)' : 'use --backend wasm'),
+    );
+  }
+  status(`batch ${settings.batchSize} does not fit the adapter's ${mib} MiB buffers: training with batch ${fits}`);
+  settings.batchSize = fits;
 }
 
 /** A batch from cached backbone features (plus expression where the pairing needs it). */

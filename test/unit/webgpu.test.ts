@@ -1,0 +1,283 @@
+// The webgpu backend on a software adapter: SwiftShader's Vulkan driver, which Debian's chromium package ships
+// (Dawn rejects bookworm's lavapipe). Our kernels and a two-step training against 'cpu', the adapter's
+// description, and a device loss mid-run ending in a clear error and a checkpoint that --resume continues on wasm.
+// SwiftShader is slow: small shapes only.
+
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { backendFault, initBackend, useCpuReferenceBackend, type BackendInfo } from '../../core/engine/backend.js';
+import { hasCheckpoint, loadCheckpoint } from '../../core/engine/checkpoint.js';
+import { resolveModelConfig } from '../../core/engine/config.js';
+import { makeLossConfig } from '../../core/engine/losses.js';
+import { DelstModel } from '../../core/engine/models/delst-model.js';
+import { AdamW } from '../../core/engine/optimizer.js';
+import { Rng } from '../../core/engine/random.js';
+import { DeviceFailureError, train, trainStepAsync } from '../../core/engine/trainer.js';
+import { isSoftwareAdapter, probeAdapter } from '../../core/engine/webgpu/adapter.js';
+import { OUR_WEBGPU_KERNELS } from '../../core/engine/webgpu/kernels.js';
+import { maxBatchForAdapter } from '../../core/engine/webgpu/memory.js';
+import { webgpuDevice } from '../../core/engine/webgpu/start.js';
+
+const SWIFTSHADER = '/usr/lib/chromium/vk_swiftshader_icd.json';
+const TINY = {
+  image: { inputSize: 32, stemWidth: 8, stageWidths: [8, 8, 8, 8], blocksPerStage: [1, 1, 1, 1] },
+  gene: { panelSize: 50, hidden: 16 },
+  embedDim: 16,
+};
+const root = resolve(import.meta.dirname, '../..');
+const A1 = resolve(root, '../shared/data/her2st/A1');
+const noAdapter = !existsSync(SWIFTSHADER);
+const noDist = !existsSync(join(root, 'dist/cli/train.js'));
+
+// The Vulkan loader reads this when Dawn creates its instance, so setting it here (before any webgpu use) works.
+process.env.VK_ICD_FILENAMES = SWIFTSHADER;
+process.env.XDG_RUNTIME_DIR ??= tmpdir();
+
+/** Deterministic pseudo-random floats in [-1, 1) (xorshift), so failures reproduce. */
+function randTensor(shape: number[], seed: number): tf.Tensor {
+  let s = (seed * 2654435761) >>> 0 || 1;
+  const out = new Float32Array(shape.reduce((a, b) => a * b, 1));
+  for (let i = 0; i < out.length; i++) {
+    s ^= s << 13;
+    s >>>= 0;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    s >>>= 0;
+    out[i] = (s / 4294967296) * 2 - 1;
+  }
+  return tf.tensor(out, shape);
+}
+
+/** Runs `f` on the backend and returns its outputs (read asynchronously, as webgpu in Node needs). */
+async function on(backend: 'cpu' | 'webgpu', f: () => tf.Tensor[]): Promise<Float32Array[]> {
+  if (backend === 'webgpu') await initBackend('webgpu');
+  else await useCpuReferenceBackend();
+  const before = tf.memory().numTensors;
+  const outs = tf.tidy(f);
+  const arrays = await Promise.all(outs.map(async (t) => Float32Array.from(await t.data())));
+  tf.dispose(outs);
+  expect(tf.memory().numTensors, `${backend} leaked tensors`).toBe(before);
+  if (backend === 'webgpu') expect(backendFault()).toBeNull(); // e.g. a shader that did not compile
+  return arrays;
+}
+
+/** Max abs difference relative to the largest reference magnitude, per output. */
+async function compare(f: () => tf.Tensor[], tol = 1e-4): Promise<void> {
+  const ref = await on('cpu', f);
+  const got = await on('webgpu', f);
+  expect(got.length).toBe(ref.length);
+  got.forEach((a, k) => {
+    const e = ref[k];
+    expect(a.length, `output ${k} length`).toBe(e.length);
+    let scale = 1e-6;
+    let worst = 0;
+    for (let i = 0; i < e.length; i++) {
+      scale = Math.max(scale, Math.abs(e[i]));
+      worst = Math.max(worst, Math.abs(a[i] - e[i]));
+    }
+    expect(worst / scale, `output ${k}: max abs error ${worst} at scale ${scale}`).toBeLessThanOrEqual(tol);
+  });
+}
+
+describe('software adapter detection', () => {
+  it('knows SwiftShader, llvmpipe and fallback adapters from GPUs', () => {
+    expect(isSoftwareAdapter({ vendor: 'google', architecture: 'swiftshader', isFallbackAdapter: false })).toBe(true);
+    expect(isSoftwareAdapter({ vendor: 'mesa', description: 'llvmpipe (LLVM 15.0.6, 256 bits)' })).toBe(true);
+    expect(isSoftwareAdapter({ vendor: 'microsoft', description: 'Microsoft Basic Render Driver' })).toBe(true);
+    expect(isSoftwareAdapter({ vendor: 'intel', architecture: 'gen-12lp', isFallbackAdapter: true })).toBe(true);
+    expect(
+      isSoftwareAdapter({ vendor: 'nvidia', architecture: 'ampere', description: 'NVIDIA GeForce RTX 3060' }),
+    ).toBe(false);
+    expect(isSoftwareAdapter({ vendor: 'apple', architecture: 'metal-3', description: 'Apple M2' })).toBe(false);
+  });
+});
+
+describe.skipIf(noAdapter)("webgpu on SwiftShader (needs chromium's SwiftShader Vulkan driver)", () => {
+  let info: BackendInfo;
+  let tmp: string;
+  beforeAll(async () => {
+    info = await initBackend('webgpu');
+    tmp = await mkdtemp(join(tmpdir(), 'delst-webgpu-'));
+  });
+  afterAll(async () => {
+    await rm(tmp, { recursive: true, force: true });
+  });
+
+  it('probes the adapter in a child process and sees a software one, which auto must not take', async () => {
+    const probe = await probeAdapter();
+    expect(probe.adapter?.vendor).toBe('google');
+    expect(probe.adapter?.software).toBe(true);
+  });
+
+  it('names the adapter it runs on, as software', () => {
+    expect(info.name).toBe('webgpu');
+    expect(info.adapter).toMatchObject({ vendor: 'google', architecture: 'swiftshader', software: true });
+    expect(info.device).toMatch(/^software adapter via WebGPU: google swiftshader \(SwiftShader.*\), software$/);
+    for (const name of OUR_WEBGPU_KERNELS) expect(tf.getKernel(name, 'webgpu'), name).toBeDefined();
+  });
+
+  // Random geometry: kernel 1, 3 or 7, stride 1 or 2, 'same', 'valid' or explicit padding, odd and even sizes.
+  const convCases = Array.from({ length: 12 }, (_, i) => {
+    const rng = new Rng(100 + i);
+    const k = [1, 3, 7][i % 3];
+    const s = 1 + (Math.floor(i / 3) % 2);
+    const pads: ('same' | 'valid' | 'explicit')[] = ['same', 'valid', 'explicit'];
+    const h = k + 2 + rng.int(6);
+    return {
+      n: 1 + rng.int(3),
+      h,
+      w: h + rng.int(3) - 1,
+      ci: 1 + rng.int(5),
+      co: 1 + rng.int(6),
+      k,
+      s,
+      pad: pads[(i + Math.floor(i / 6)) % 3],
+    };
+  });
+  it.each(convCases)('conv2d gradients k$k s$s $pad, [$n,$h,$w,$ci] -> $co, as on cpu', async (c) => {
+    const pad: 'same' | 'valid' | tf.backend_util.ExplicitPadding =
+      c.pad === 'explicit'
+        ? [
+            [0, 0],
+            [1, Math.min(2, c.k - 1)],
+            [Math.min(2, c.k - 1), 0],
+            [0, 0],
+          ]
+        : c.pad;
+    const seed = c.k * 100 + c.h * 10 + c.s;
+    await compare(() => {
+      const x = randTensor([c.n, c.h, c.w, c.ci], seed) as tf.Tensor4D;
+      const filter = randTensor([c.k, c.k, c.ci, c.co], seed + 1) as tf.Tensor4D;
+      const y = tf.conv2d(x, filter, c.s, pad);
+      const dy = randTensor(y.shape, seed + 2);
+      const [dx, dw] = tf.grads((a, b) => tf.sum(tf.mul(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, c.s, pad), dy)))([
+        x,
+        filter,
+      ]);
+      return [y, dx, dw];
+    });
+  });
+
+  it('splits the filter gradient into chunks and batch groups, as on cpu', async () => {
+    // 2 x 16 x 16 output positions: 512 rows, split in two chunks of 256 by the batched matMul.
+    await compare(() => {
+      const x = randTensor([2, 32, 32, 2], 7) as tf.Tensor4D;
+      const filter = randTensor([3, 3, 2, 3], 8) as tf.Tensor4D;
+      const dy = randTensor([2, 16, 16, 3], 9);
+      return tf.grads((b) => tf.sum(tf.mul(tf.conv2d(x, b as tf.Tensor4D, 2, 'same'), dy)))([filter]);
+    });
+  });
+
+  it('gives max-pool, gather and matMul gradients as on cpu (stock webgpu kernels)', async () => {
+    await compare(() => {
+      const x = randTensor([2, 9, 9, 3], 21) as tf.Tensor4D;
+      const pooled = tf.maxPool(x, 3, 2, 'same');
+      const dy = randTensor(pooled.shape, 22);
+      const table = randTensor([5, 4], 23);
+      const rows = tf.tensor1d([4, 0, 0, 2], 'int32');
+      const a = randTensor([3, 7, 5], 24);
+      const b = randTensor([3, 7, 6], 25);
+      return [
+        tf.grads((t) => tf.sum(tf.mul(tf.maxPool(t as tf.Tensor4D, 3, 2, 'same'), dy)))([x])[0],
+        tf.grads((t) => tf.sum(tf.square(tf.gather(t, rows))))([table])[0],
+        ...tf.grads((p, q) => tf.sum(tf.square(tf.matMul(p, q, true, false))))([a, b]),
+      ];
+    });
+  });
+
+  it('takes two training steps as the cpu backend does', async () => {
+    const config = resolveModelConfig(TINY);
+    const twoSteps = async (backend: 'cpu' | 'webgpu') => {
+      if (backend === 'webgpu') await initBackend('webgpu');
+      else await useCpuReferenceBackend();
+      const model = new DelstModel(config, 3);
+      const optimizer = new AdamW(model.store.trainableEntries(), { weightDecay: 0.2 });
+      const loss = makeLossConfig({ mode: 'delst' });
+      const rng = new Rng(5);
+      const b = 6;
+      const patches = tf.tensor4d(
+        Float32Array.from({ length: b * 32 * 32 * 3 }, () => rng.int(256)),
+        [b, 32, 32, 3],
+      );
+      const expression = tf.tensor2d(
+        Float32Array.from({ length: b * 50 }, () => (rng.chance(0.3) ? rng.uniform(0, 4) : 0)),
+        [b, 50],
+      );
+      const nnz = Float32Array.from({ length: b }, (_, i) => 100 + 37 * i);
+      const batch = { patches, expression, nnz, nnzRank: nnz.map((v) => v / 400), sectionIndex: new Int32Array(b) };
+      const before = Float32Array.from(await tf.concat(model.store.trainable().map((v) => tf.reshape(v, [-1]))).data());
+      const losses: number[] = [];
+      for (let i = 0; i < 2; i++) {
+        const v = await trainStepAsync({ model, optimizer, loss }, batch, { lr: 1e-3, dropoutSeed: i, pairSeed: i });
+        expect(v.applied).toBe(true);
+        losses.push(v.loss);
+      }
+      const after = Float32Array.from(await tf.concat(model.store.trainable().map((v) => tf.reshape(v, [-1]))).data());
+      tf.dispose([patches, expression]);
+      optimizer.dispose();
+      model.dispose();
+      return { losses, before, after };
+    };
+    const ref = await twoSteps('cpu');
+    const got = await twoSteps('webgpu');
+    expect(got.losses.every(Number.isFinite)).toBe(true);
+    expect(got.losses[0]).toBeCloseTo(ref.losses[0], 4);
+    expect(got.losses[1]).toBeCloseTo(ref.losses[1], 3);
+    let moved = 0;
+    let worst = 0;
+    for (let i = 0; i < got.after.length; i++) {
+      moved = Math.max(moved, Math.abs(got.after[i] - got.before[i]));
+      worst = Math.max(worst, Math.abs(got.after[i] - ref.after[i]));
+    }
+    expect(moved).toBeGreaterThan(1e-4); // the parameters changed ...
+    expect(worst).toBeLessThan(1e-3 * moved + 1e-5); // ... as on cpu
+    expect(backendFault()).toBeNull();
+  });
+
+  // Last: it destroys the device this process trains on.
+  it.skipIf(!existsSync(A1) || noDist)(
+    'ends a run whose device is lost with a clear error and a checkpoint that --resume continues on wasm',
+    async () => {
+      const out = join(tmp, 'lost');
+      const run = train({
+        sections: [A1],
+        out,
+        epochs: 2,
+        batchSize: 1024, // one step per epoch
+        backend: 'webgpu',
+        modelConfig: { ...TINY, image: { ...TINY.image, inputSize: 16 } },
+        augment: null,
+        faults: { beforeStep: (epoch) => (epoch === 2 ? webgpuDevice()?.destroy() : undefined) },
+      });
+      const error = await run.catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(DeviceFailureError);
+      expect((error as Error).message).toMatch(
+        /GPU .* at epoch 2, step 1 of 1; training stopped without saving this state and the last good checkpoint \(epoch 1, step 1\) stays current in .*--resume/,
+      );
+      expect(hasCheckpoint(out)).toBe(true);
+      expect((await loadCheckpoint(out)).manifest.epoch).toBe(1);
+      const resumed = spawnSync(
+        process.execPath,
+        [join(root, 'bin/delst.js'), 'train', A1, '--out', out, '--resume', '--backend', 'wasm', '--json'],
+        { encoding: 'utf8', timeout: 120_000 },
+      );
+      expect(resumed.status, resumed.stderr).toBe(0);
+      const summary = JSON.parse(resumed.stdout.trim().split('\n').pop()!);
+      expect(summary).toMatchObject({ status: 'completed', epochs: 2, backend: 'wasm', resumedFrom: { epoch: 1 } });
+    },
+    240_000, // a step on all of A1's spots on SwiftShader, then a wasm epoch in a child
+  );
+
+  it('fits the batch to the adapter buffers', () => {
+    const config = resolveModelConfig({});
+    const fits = maxBatchForAdapter(config, { ...info.adapter!, maxStorageBufferBindingSize: 128 * 2 ** 20 });
+    // The stem's 56 x 56 x 32 floats per spot (401 KiB) bound it: 128 MiB / (401 KiB * 1.25).
+    expect(fits).toBe(Math.floor((128 * 2 ** 20) / (4 * 56 * 56 * 32 * 1.25)));
+    expect(maxBatchForAdapter(config, info.adapter!)).toBeGreaterThan(fits);
+  });
+});
