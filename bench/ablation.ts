@@ -19,7 +19,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { initBackend, type BackendChoice } from '../core/engine/backend.js';
+import { BACKEND_CHOICES, initBackend, type BackendChoice } from '../core/engine/backend.js';
 import { loadModel } from '../core/engine/checkpoint.js';
 import { DEFAULT_MODEL_CONFIG, EMBEDDING_MODES, type EmbeddingMode } from '../core/engine/config.js';
 import { selectGenePanel } from '../core/engine/gene-panel.js';
@@ -87,8 +87,8 @@ function parse(args: string[]): Options {
     else if (a === '--keep') opts.keep = path.resolve(value());
     else if (a === '--backend') {
       const b = value();
-      if (b !== 'auto' && b !== 'tensorflow' && b !== 'wasm') throw new Error('--backend: auto, tensorflow or wasm');
-      opts.backend = b;
+      if (!BACKEND_CHOICES.includes(b as BackendChoice)) throw new Error(`--backend: ${BACKEND_CHOICES.join(', ')}`);
+      opts.backend = b as BackendChoice;
     } else throw new Error(`unknown option ${a}`);
   }
   if (opts.sections.length < 2) throw new Error('--sections: give at least 2 sections');

@@ -1,15 +1,18 @@
-// `npm run bench -- kernels [--threads N] [--batch B] [--reps R] [--quick]`: our wasm kernels against the stock
-// ones (ms per call, median of R), and GFLOP/s of convolution forward, dX and dW on the layers of the half-width
-// ResNet-18 at 112 px (the engine's benchmark model).
+// `npm run bench -- kernels [--backend wasm|webgpu] [--threads N] [--batch B] [--reps R] [--quick]`: our wasm
+// kernels against the stock ones (ms per call, median of R), and GFLOP/s of convolution forward, dX and dW on the
+// layers of the half-width ResNet-18 at 112 px (the engine's benchmark model). `--backend webgpu`: the convolution
+// layers only, our webgpu dX and dW kernels against tfjs-webgpu's stock ones, each call timed to its read-back.
 
 import * as tf from '@tensorflow/tfjs';
-import { initBackend } from '../core/engine/backend.js';
+import { initBackend, type BackendInfo } from '../core/engine/backend.js';
 import { conv2dBackpropInput } from '../core/engine/kernels/conv2d-backprop-input.js';
 import { registerWasmKernels, selectWasmKernels, type OurWasmKernel } from '../core/engine/kernels/register.js';
 import { nhwcToChwn } from '../core/engine/kernels/util.js';
 import { batchNormTrain } from '../core/engine/ops/batch-norm.js';
+import { selectWebgpuKernels, type OurWebgpuKernel } from '../core/engine/webgpu/kernels.js';
 
 interface Options {
+  backend: 'wasm' | 'webgpu';
   threads?: number;
   batch: number;
   reps: number;
@@ -17,7 +20,7 @@ interface Options {
 }
 
 function parse(args: string[]): Options {
-  const opts: Options = { batch: 64, reps: 5, quick: false };
+  const opts: Options = { backend: 'wasm', batch: 64, reps: 5, quick: false };
   for (let i = 0; i < args.length; i++) {
     const a = args[i];
     const next = () => {
@@ -25,7 +28,11 @@ function parse(args: string[]): Options {
       if (!Number.isFinite(v) || v <= 0) throw new Error(`${a} needs a positive number`);
       return v;
     };
-    if (a === '--threads') opts.threads = next();
+    if (a === '--backend') {
+      const b = args[++i];
+      if (b !== 'wasm' && b !== 'webgpu') throw new Error('--backend: wasm or webgpu');
+      opts.backend = b;
+    } else if (a === '--threads') opts.threads = next();
     else if (a === '--batch') opts.batch = next();
     else if (a === '--reps') opts.reps = next();
     else if (a === '--quick') opts.quick = true;
@@ -118,23 +125,95 @@ function dxZeroInsertion(
   });
 }
 
-export async function benchKernels(args: string[]): Promise<object> {
-  const opts = parse(args);
-  const backend = await initBackend('wasm', opts.threads ? { wasmThreads: opts.threads } : {});
-  if (backend.name !== 'wasm') throw new Error('benchKernels needs the wasm backend');
-  registerWasmKernels();
-  const n = opts.batch;
-  const reps = opts.reps;
-
-  const layers: ConvLayer[] = [
+/** The convolution layers of the benchmark model at batch n. */
+function convLayers(n: number): ConvLayer[] {
+  return [
     { name: 'stem 7x7/2, 112x112x3 -> 56x56x32', input: [n, 112, 112, 3], k: 7, co: 32, stride: 2 },
     { name: '3x3/1, 56x56x32 -> 56x56x32', input: [n, 56, 56, 32], k: 3, co: 32, stride: 1 },
     { name: 'stage 1 3x3/1, 28x28x32 -> 28x28x32', input: [n, 28, 28, 32], k: 3, co: 32, stride: 1 },
     { name: 'stage 2 3x3/2, 28x28x32 -> 14x14x64', input: [n, 28, 28, 32], k: 3, co: 64, stride: 2 },
     { name: 'stage 2 shortcut 1x1/2, 28x28x32 -> 14x14x64', input: [n, 28, 28, 32], k: 1, co: 64, stride: 2 },
   ];
+}
+
+/**
+ * Median wall time in ms of `f` on the GPU, after one warm-up call (shader compilation): each call ends when a
+ * scalar reduced from its outputs is read back, so the time covers the queued GPU work.
+ */
+async function timeGpuMs(reps: number, f: () => tf.Tensor): Promise<number> {
+  const once = async () => {
+    const t0 = performance.now();
+    const out = f();
+    const done = tf.sum(out);
+    await done.data();
+    tf.dispose([out, done]);
+    return performance.now() - t0;
+  };
+  await once();
+  const times: number[] = [];
+  for (let i = 0; i < reps; i++) times.push(await once());
+  times.sort((a, b) => a - b);
+  return times[Math.floor(times.length / 2)];
+}
+
+/** Times `f` on webgpu with tfjs-webgpu's stock kernels and with ours for `names`. */
+async function stockVsOursGpu(
+  reps: number,
+  names: OurWebgpuKernel[],
+  f: () => tf.Tensor,
+): Promise<{ stockMs: number; oursMs: number }> {
+  selectWebgpuKernels('stock', names);
+  try {
+    const stockMs = round(await timeGpuMs(reps, f));
+    selectWebgpuKernels('ours', names);
+    return { stockMs, oursMs: round(await timeGpuMs(reps, f)) };
+  } finally {
+    selectWebgpuKernels('ours', names);
+  }
+}
+
+/** `--backend webgpu`: forward, dX and dW of the convolution layers, stock and ours. */
+async function benchWebgpuConv(opts: Options, backend: BackendInfo): Promise<object> {
+  const n = opts.batch;
   const conv = [];
-  for (const layer of opts.quick ? layers.slice(2, 4) : layers) {
+  for (const layer of opts.quick ? convLayers(n).slice(2, 4) : convLayers(n)) {
+    const x = tf.randomNormal(layer.input) as tf.Tensor4D;
+    const w = tf.randomNormal([layer.k, layer.k, layer.input[3], layer.co], 0, 0.1) as tf.Tensor4D;
+    const y = tf.conv2d(x, w, layer.stride, 'same');
+    const dy = tf.randomNormal(y.shape) as tf.Tensor4D;
+    const gflop = (2 * y.size * layer.k * layer.k * layer.input[3]) / 1e9;
+    const attrs = { strides: [layer.stride, layer.stride], pad: 'same', dataFormat: 'NHWC' };
+    const rate = (ms: number) => ({ ms, gflops: round(gflop / (ms / 1e3)) });
+    const fwdMs = round(await timeGpuMs(opts.reps, () => tf.conv2d(x, w, layer.stride, 'same')));
+    const dx = await stockVsOursGpu(opts.reps, ['Conv2DBackpropInput'], () =>
+      runKernel('Conv2DBackpropInput', { dy, filter: w }, { ...attrs, inputShape: layer.input }),
+    );
+    const dw = await stockVsOursGpu(opts.reps, ['Conv2DBackpropFilter'], () =>
+      runKernel('Conv2DBackpropFilter', { x, dy }, { ...attrs, filterShape: w.shape }),
+    );
+    conv.push({
+      layer: layer.name,
+      gflopPerPass: round(gflop, 3),
+      forward: rate(fwdMs),
+      dX: { ...rate(dx.oursMs), stockMs: dx.stockMs, stockGflops: rate(dx.stockMs).gflops },
+      dW: { ...rate(dw.oursMs), stockMs: dw.stockMs, stockGflops: rate(dw.stockMs).gflops },
+    });
+    tf.dispose([x, w, y, dy]);
+  }
+  return { backend: backend.name, device: backend.device, batch: n, reps: opts.reps, conv };
+}
+
+export async function benchKernels(args: string[]): Promise<object> {
+  const opts = parse(args);
+  if (opts.backend === 'webgpu') return benchWebgpuConv(opts, await initBackend('webgpu'));
+  const backend = await initBackend('wasm', opts.threads ? { wasmThreads: opts.threads } : {});
+  if (backend.name !== 'wasm') throw new Error('benchKernels needs the wasm backend');
+  registerWasmKernels();
+  const n = opts.batch;
+  const reps = opts.reps;
+
+  const conv = [];
+  for (const layer of opts.quick ? convLayers(n).slice(2, 4) : convLayers(n)) {
     const x = tf.randomNormal(layer.input) as tf.Tensor4D;
     const w = tf.randomNormal([layer.k, layer.k, layer.input[3], layer.co], 0, 0.1) as tf.Tensor4D;
     const y = tf.conv2d(x, w, layer.stride, 'same');

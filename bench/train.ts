@@ -123,10 +123,7 @@ const round = (v: number, digits = 3) => Number(v.toFixed(digits));
 
 export async function benchTrain(args: string[]): Promise<object> {
   const opts = parse(args);
-  const backend = await initBackend(opts.backend, {
-    webgpu: true,
-    ...(opts.threads ? { wasmThreads: opts.threads } : {}),
-  });
+  const backend = await initBackend(opts.backend, opts.threads ? { wasmThreads: opts.threads } : {});
   const config = DEFAULT_MODEL_CONFIG;
   const model = new DelstModel(config, 0);
   const optimizer = new AdamW(model.store.trainableEntries(), { weightDecay: 0.2 });

@@ -7,7 +7,7 @@
 // (FILE.tangent.npy and the others replace a trailing .npy of FILE.) Every file is written atomically.
 
 import path from 'node:path';
-import { initBackend, type BackendChoice } from '../core/engine/backend.js';
+import { BACKEND_CHOICES, initBackend, type BackendChoice } from '../core/engine/backend.js';
 import { loadModel } from '../core/engine/checkpoint.js';
 import { buildDataset } from '../core/engine/dataset.js';
 import { embedDataset, type EmbedModality } from '../core/engine/embed.js';
@@ -25,7 +25,8 @@ FILE.spots.csv (spot ids in row order).
 
 Options:
   --modality M   image (default; needs the H&E image) or gene
-  --backend B    auto, tensorflow or wasm (default auto)
+  --backend B    auto, tensorflow, webgpu or wasm (default auto: a CUDA GPU, else a GPU through WebGPU, else
+                 the CPU)
   --batch N      spots per forward pass (default 64)
   --json         print what was written as JSON`;
 
@@ -51,7 +52,7 @@ export async function runEmbed(args: readonly string[]): Promise<number> {
   const out = parsed.options.get('out');
   if (!out) throw new UsageError('--out FILE.npy is required');
   const modality: EmbedModality = choiceOption(parsed, 'modality', ['image', 'gene'] as const) ?? 'image';
-  const backend = choiceOption<BackendChoice>(parsed, 'backend', ['auto', 'tensorflow', 'wasm']) ?? 'auto';
+  const backend = choiceOption<BackendChoice>(parsed, 'backend', BACKEND_CHOICES) ?? 'auto';
   const batchSize = numberOption(parsed, 'batch', { integer: true, min: 1 }) ?? 64;
   const json = parsed.options.has('json');
 
@@ -64,7 +65,8 @@ export async function runEmbed(args: readonly string[]): Promise<number> {
     throw new UsageError(`${section.name} has no H&E image: use --modality gene, or give a section with its image`);
   }
 
-  await initBackend(backend);
+  const info = await initBackend(backend);
+  if (!json) console.error(`delst embed: ${info.device}`);
   const { model, checkpoint } = await loadModel(modelDir);
   try {
     const panel = checkpoint.manifest.genePanel;
@@ -100,6 +102,8 @@ export async function runEmbed(args: readonly string[]): Promise<number> {
       dim: embeddings.dim,
       featureDim: embeddings.featureDim,
       mode: model.config.mode,
+      backend: info.name,
+      device: info.device,
       files,
     };
     console.log(

@@ -5,7 +5,7 @@
 
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { initBackend, type BackendChoice } from '../core/engine/backend.js';
+import { BACKEND_CHOICES, initBackend, type BackendChoice } from '../core/engine/backend.js';
 import { loadModel } from '../core/engine/checkpoint.js';
 import type { GenePanel } from '../core/engine/gene-panel.js';
 import type { DelstModel } from '../core/engine/models/delst-model.js';
@@ -54,7 +54,8 @@ Options:
   --top-genes N          most variable genes (default 50; 0: named genes only)
   --k N                  neighbours of the kNN predictor (default 50)
   --seed S               seed of the inner splits (default 0)
-  --backend B            auto, tensorflow or wasm (default auto)
+  --backend B            auto, tensorflow, webgpu or wasm (default auto: a CUDA GPU, else a GPU through WebGPU,
+                         else the CPU)
   --report FILE.html     also write an HTML report (opens offline)
   --json                 print one JSON object`;
 
@@ -125,7 +126,8 @@ export async function embedWithModel(
   backend: BackendChoice,
   quiet: boolean,
 ): Promise<{ embedded: EmbeddedSection[]; space: EmbeddingSpace; model: ModelInfo; panel: GenePanel }> {
-  await initBackend(backend);
+  const info = await initBackend(backend);
+  if (!quiet) console.error(`delst: embedding on ${info.device}`);
   const { model, checkpoint } = await loadModel(modelDir);
   try {
     const panel = checkpoint.manifest.genePanel;
@@ -134,7 +136,7 @@ export async function embedWithModel(
     const { embedded, space } = await embedSections(model, panel, sections, {
       onProgress: (done, total, name) => bar?.update(done, total, name),
     }).finally(() => bar?.finish());
-    return { embedded, space, model: modelInfo(model, checkpoint.path), panel };
+    return { embedded, space, model: await modelInfo(model, checkpoint.path), panel };
   } finally {
     model.dispose();
   }
@@ -148,11 +150,11 @@ export interface ModelInfo {
   readonly embedDim: number;
 }
 
-function modelInfo(model: DelstModel, dir: string): ModelInfo {
+async function modelInfo(model: DelstModel, dir: string): Promise<ModelInfo> {
   return {
     path: path.resolve(dir),
     mode: model.config.mode,
-    curvature: model.config.mode === 'clip' ? null : model.scalars().curvature,
+    curvature: model.config.mode === 'clip' ? null : (await model.scalars()).curvature,
     featureDim: model.imageEncoder.outputWidth,
     embedDim: model.config.embedDim,
   };
@@ -240,7 +242,7 @@ export async function runEval(args: readonly string[]): Promise<number> {
   const modelDir = modelPath(parsed.positional[0]);
   const cv = choiceOption(parsed, 'cv', ['sections'] as const);
   const settings = settingsFromArgs(parsed);
-  const backend = choiceOption<BackendChoice>(parsed, 'backend', ['auto', 'tensorflow', 'wasm']) ?? 'auto';
+  const backend = choiceOption<BackendChoice>(parsed, 'backend', BACKEND_CHOICES) ?? 'auto';
   const json = parsed.options.has('json');
   const reportFile = parsed.options.get('report');
   const trainPaths = lists.get('train');

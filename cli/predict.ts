@@ -7,7 +7,7 @@
 
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { BackendChoice } from '../core/engine/backend.js';
+import { BACKEND_CHOICES, type BackendChoice } from '../core/engine/backend.js';
 import { writeFileAtomic } from '../core/engine/npy.js';
 import { hasLabelColumn, rowLabels, sharedGeneSource, stack } from '../core/eval/evaluate.js';
 import { euclideanDistance, knnPredict, lorentzDistance, selectGenes } from '../core/eval/gene-prediction.js';
@@ -42,7 +42,8 @@ Options:
   --genes G1,G2          genes to predict besides those
   --k N                  neighbours (default 50)
   --seed S               seed of the probe's inner split (default 0)
-  --backend B            auto, tensorflow or wasm (default auto)
+  --backend B            auto, tensorflow, webgpu or wasm (default auto: a CUDA GPU, else a GPU through WebGPU,
+                         else the CPU)
   --json                 print what was written as JSON
 Bare images:
   --microns-per-pixel X  the image's pixel size (required unless the TIFF says; 0.25 at 40x, 0.5 at 20x)
@@ -77,7 +78,7 @@ export async function runPredict(args: readonly string[]): Promise<number> {
     .filter(Boolean);
   const k = numberOption(parsed, 'k', { integer: true, min: 1 }) ?? 50;
   const seed = numberOption(parsed, 'seed', { integer: true, min: 0 }) ?? 0;
-  const backend = choiceOption<BackendChoice>(parsed, 'backend', ['auto', 'tensorflow', 'wasm']) ?? 'auto';
+  const backend = choiceOption<BackendChoice>(parsed, 'backend', BACKEND_CHOICES) ?? 'auto';
   const json = parsed.options.has('json');
 
   const micronsPerPixel = numberOption(parsed, 'microns-per-pixel', { positive: true });

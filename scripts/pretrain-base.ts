@@ -9,11 +9,11 @@
 // The run checkpoints into .cache/pretrain-base/ every epoch (`-- --resume` continues an interrupted run; without
 // it the run starts afresh); the result is exported without optimizer state.
 //
-// Usage: npm run pretrain:base [-- --epochs N] [--backend auto|tensorflow|wasm] [--resume] [--data DIR]
+// Usage: npm run pretrain:base [-- --epochs N] [--backend auto|tensorflow|webgpu|wasm] [--resume] [--data DIR]
 
 import { rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { BackendChoice } from '../core/engine/backend.js';
+import { BACKEND_CHOICES, type BackendChoice } from '../core/engine/backend.js';
 import { exportModel, hasCheckpoint } from '../core/engine/checkpoint.js';
 import { selectGenePanel } from '../core/engine/gene-panel.js';
 import { train, type EpochMetrics } from '../core/engine/trainer.js';
@@ -43,8 +43,11 @@ function parse(argv: string[]): Args {
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === '--epochs') args.epochs = Number(argv[++i]);
-    else if (a === '--backend') args.backend = argv[++i] as BackendChoice;
-    else if (a === '--resume') args.resume = true;
+    else if (a === '--backend') {
+      const b = argv[++i];
+      if (!BACKEND_CHOICES.includes(b as BackendChoice)) throw new Error(`--backend: ${BACKEND_CHOICES.join(', ')}`);
+      args.backend = b as BackendChoice;
+    } else if (a === '--resume') args.resume = true;
     else if (a === '--data') args.data = path.resolve(argv[++i]);
     else throw new Error(`unknown option ${a}`);
   }

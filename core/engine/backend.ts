@@ -200,13 +200,13 @@ async function autoWebgpu(): Promise<BackendInfo | null> {
   }
 }
 
-async function start(choice: BackendChoice, threads: number, webgpu: boolean): Promise<BackendInfo> {
+async function start(choice: BackendChoice, threads: number): Promise<BackendInfo> {
   if (choice === 'webgpu') return forceWebgpu();
   if (choice === 'tensorflow' || choice === 'auto') {
     const info = await tryTensorflow();
     // libtensorflow on the CPU comes after a GPU adapter, not before.
     if (info && (choice === 'tensorflow' || info.device.startsWith('CUDA'))) return info;
-    if (choice === 'auto' && webgpu) {
+    if (choice === 'auto') {
       const gpu = await autoWebgpu();
       if (gpu) return gpu;
       if (info) {
@@ -227,17 +227,13 @@ async function start(choice: BackendChoice, threads: number, webgpu: boolean): P
 
 export interface InitOptions {
   wasmThreads?: number;
-  /**
-   * Whether 'auto' may choose webgpu: only for callers that read tensors with `await tensor.data()`, because
-   * webgpu in Node cannot read synchronously (dataSync throws unless the values were read before). Default false.
-   */
-  webgpu?: boolean;
 }
 
 /**
- * Selects and initialises the backend once per process: 'auto' takes libtensorflow on a CUDA GPU, else (where
- * `options.webgpu`) webgpu on a hardware adapter, else libtensorflow on the CPU where tfjs-node loads, else wasm.
- * Later calls return the backend already chosen, and throw if a different one is demanded.
+ * Selects and initialises the backend once per process: 'auto' takes libtensorflow on a CUDA GPU, else webgpu on a
+ * hardware adapter, else libtensorflow on the CPU where tfjs-node loads, else wasm. Later calls return the backend
+ * already chosen, and throw if a different one is demanded. The engine reads tensors only asynchronously
+ * (`await tensor.data()`), as webgpu in Node requires: a synchronous read there throws (webgpu/start.ts).
  */
 export async function initBackend(choice: BackendChoice = 'auto', options: InitOptions = {}): Promise<BackendInfo> {
   if (current && (choice === 'auto' || choice === current.name)) {
@@ -246,7 +242,7 @@ export async function initBackend(choice: BackendChoice = 'auto', options: InitO
   }
   if (current) throw new Error(`backend already initialised as "${current.name}", cannot switch to "${choice}"`);
   if (!pending) {
-    pending = start(choice, options.wasmThreads ?? defaultThreads(), options.webgpu ?? false).then(
+    pending = start(choice, options.wasmThreads ?? defaultThreads()).then(
       (info) => {
         registerMissingGradients();
         current = info;

@@ -152,7 +152,7 @@ export async function saveCheckpoint(
 
   stage('weights');
   const layout = paramRecords(contents.store);
-  const weights = await writeFloats(path.join(temp, WEIGHTS), contents.store.flatten());
+  const weights = await writeFloats(path.join(temp, WEIGHTS), await contents.store.flatten());
   stage('optimizer');
   const optimizer = contents.optimizer ? await writeOptimizer(temp, contents.optimizer) : null;
   stage('manifest');
@@ -189,7 +189,7 @@ async function writeOptimizer(folder: string, state: OptimizerState) {
   const arrays: Float32Array[] = [];
   let offset = 0;
   for (const [name, value] of state.slots) {
-    const data = value instanceof tf.Tensor ? (value.dataSync() as Float32Array) : value.data;
+    const data = value instanceof tf.Tensor ? ((await value.data()) as Float32Array) : value.data;
     slots.push({ name, shape: [...value.shape], offset, size: data.length });
     arrays.push(data);
     offset += data.length;

@@ -3,6 +3,7 @@
 // no augmentation.
 
 import * as tf from '@tensorflow/tfjs';
+import { backendFault } from './backend.js';
 import type { SpotDataset } from './dataset.js';
 import { logMap0 } from './lorentz.js';
 import type { DelstModel } from './models/delst-model.js';
@@ -58,6 +59,22 @@ function checkFits(model: DelstModel, dataset: SpotDataset, needPatches: boolean
 const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 /**
+ * The values of the tensors `compute` returns, read asynchronously (webgpu in Node has no synchronous read); every
+ * tensor is disposed. Throws when the GPU failed meanwhile: its results cannot be trusted.
+ */
+async function read(compute: () => tf.Tensor[]): Promise<Float32Array[]> {
+  const tensors = tf.tidy(compute);
+  try {
+    const values = await Promise.all(tensors.map((t) => t.data() as Promise<Float32Array>));
+    const fault = backendFault();
+    if (fault) throw new Error(fault);
+    return values;
+  } finally {
+    tf.dispose(tensors);
+  }
+}
+
+/**
  * Backbone features of every spot with the encoders in inference mode: image [size x imageWidth] and gene
  * [size x geneWidth], row-major.
  */
@@ -74,12 +91,12 @@ export async function backboneFeatures(
   const gene = new Float32Array(dataset.size * geneWidth);
   for (let start = 0; start < dataset.size; start += batch) {
     const end = Math.min(dataset.size, start + batch);
-    tf.tidy(() => {
-      const f = model.imageEncoder.forward(patchTensor(dataset, start, end), false);
-      const g = model.geneEncoder.forward(rowsTensor(dataset.expression, dataset.panelSize, start, end), false);
-      image.set(f.dataSync() as Float32Array, start * imageWidth);
-      gene.set(g.dataSync() as Float32Array, start * geneWidth);
-    });
+    const [f, g] = await read(() => [
+      model.imageEncoder.forward(patchTensor(dataset, start, end), false),
+      model.geneEncoder.forward(rowsTensor(dataset.expression, dataset.panelSize, start, end), false),
+    ]);
+    image.set(f, start * imageWidth);
+    gene.set(g, start * geneWidth);
     options.onProgress?.(end, dataset.size);
     await yieldToEventLoop();
   }
@@ -103,20 +120,20 @@ export async function embedDataset(
   const features = new Float32Array(dataset.size * featureDim);
   for (let start = 0; start < dataset.size; start += batch) {
     const end = Math.min(dataset.size, start + batch);
-    tf.tidy(() => {
-      const own =
+    const [z, v, own] = await read(() => {
+      const f =
         modality === 'image'
           ? model.imageEncoder.forward(patchTensor(dataset, start, end), false)
           : model.geneEncoder.forward(rowsTensor(dataset.expression, dataset.panelSize, start, end), false);
       // The head maps both modalities at once; the other side gets zeros and is ignored.
       const other = tf.zeros([end - start, otherWidth]) as tf.Tensor2D;
-      const e = modality === 'image' ? model.embedFeatures(own, other) : model.embedFeatures(other, own);
-      const z = modality === 'image' ? e.image : e.gene;
-      space.set(z.dataSync() as Float32Array, start * dim);
-      const v = e.curvature ? logMap0(z, e.curvature) : z;
-      tangent.set(v.dataSync() as Float32Array, start * dim);
-      features.set(own.dataSync() as Float32Array, start * featureDim);
+      const e = modality === 'image' ? model.embedFeatures(f, other) : model.embedFeatures(other, f);
+      const zs = modality === 'image' ? e.image : e.gene;
+      return [zs, e.curvature ? logMap0(zs, e.curvature) : zs, f];
     });
+    space.set(z, start * dim);
+    tangent.set(v, start * dim);
+    features.set(own, start * featureDim);
     options.onProgress?.(end, dataset.size);
     await yieldToEventLoop();
   }

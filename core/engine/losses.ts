@@ -63,8 +63,11 @@ export interface LossInputs {
   nnzRankInSection?: Float32Array;
   /** Dataset-wide level edges for quantileLevels, in nnz-key units (quantileEdges); batch quantiles if absent. */
   nnzQuantileEdges?: number[];
-  /** Log-normalised gene panel, B x G: the cosine similarity of nearestLowerNnz. */
-  expression?: tf.Tensor2D;
+  /**
+   * nearestLowerNnz: B x B cosine similarity of the spots' log-normalised expression (expressionSimilarity), read
+   * before the gradient tape: the pairing needs plain numbers, and webgpu in Node reads tensors only asynchronously.
+   */
+  expressionSimilarity?: number[][];
   /** Seeded uniform [0, 1) generator for randomPartner. */
   random?: () => number;
 }
@@ -246,14 +249,17 @@ function randomPartnerPairs(keys: Float32Array, delta: number, random: () => num
   return toPairList(pairs);
 }
 
-/** Cosine similarity between the rows of the expression matrix, as nested arrays (no gradient needed). */
-function cosineSimilarity(expression: tf.Tensor2D): number[][] {
-  return tf
-    .tidy(() => {
-      const unit = l2Normalize(expression);
-      return tf.matMul(unit, unit, false, true);
-    })
-    .arraySync() as number[][];
+/** Cosine similarity between the rows of the expression matrix [B, G], as nested arrays (LossInputs). */
+export async function expressionSimilarity(expression: tf.Tensor2D): Promise<number[][]> {
+  const similarity = tf.tidy(() => {
+    const unit = l2Normalize(expression);
+    return tf.matMul(unit, unit, false, true);
+  });
+  try {
+    return (await similarity.array()) as number[][];
+  } finally {
+    similarity.dispose();
+  }
 }
 
 /** For each child q, the parent p with key[p] < key[q] - delta most similar to q in expression (lowest index on ties). */
@@ -294,8 +300,15 @@ export function intraPairs(inputs: LossInputs, config: LossConfig): PairList {
       if (!inputs.random) throw new Error("loss: intraPairing 'randomPartner' needs a seeded random()");
       return randomPartnerPairs(keys, delta, inputs.random);
     case 'nearestLowerNnz':
-      if (!inputs.expression) throw new Error("loss: intraPairing 'nearestLowerNnz' needs the expression matrix");
-      return nearestLowerPairs(keys, delta, cosineSimilarity(inputs.expression));
+      if (!inputs.expressionSimilarity) {
+        throw new Error("loss: intraPairing 'nearestLowerNnz' needs the expression similarity (expressionSimilarity)");
+      }
+      if (inputs.expressionSimilarity.length !== keys.length) {
+        throw new Error(
+          `loss: the expression similarity has ${inputs.expressionSimilarity.length} rows for ${keys.length} spots`,
+        );
+      }
+      return nearestLowerPairs(keys, delta, inputs.expressionSimilarity);
     case 'quantileLevels':
       return crossLevelPairs(keys, levelEdges(keys, inputs, config));
   }

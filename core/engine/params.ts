@@ -122,8 +122,8 @@ export class ParamStore {
     });
   }
 
-  /** The named params (default: all) as one float32 array, in `layout` order. */
-  flatten(names: readonly string[] = this.names()): Float32Array {
+  /** The named params (default: all) as one float32 array, in `layout` order (read asynchronously, as webgpu needs). */
+  flatten(names: readonly string[] = this.names()): Promise<Float32Array> {
     return packTensors(names.map((name) => this.get(name)));
   }
 
@@ -140,15 +140,15 @@ export class ParamStore {
   }
 
   /** Gradients from `tf.variableGrads` (keyed by tf variable name) as one flat array in trainable order. */
-  flattenGrads(grads: tf.NamedTensorMap): Float32Array {
+  async flattenGrads(grads: tf.NamedTensorMap): Promise<Float32Array> {
     const vars = this.trainable();
     const out = new Float32Array(vars.reduce((n, v) => n + v.size, 0));
+    const values = await Promise.all(vars.map((v) => grads[v.name]?.data() as Promise<Float32Array> | undefined));
     let offset = 0;
-    for (const v of vars) {
-      const g = grads[v.name];
-      if (g) out.set(g.dataSync() as Float32Array, offset); // a param the loss does not reach gets 0
+    vars.forEach((v, i) => {
+      if (values[i]) out.set(values[i], offset); // a param the loss does not reach gets 0
       offset += v.size;
-    }
+    });
     return out;
   }
 
@@ -170,16 +170,17 @@ export class ParamStore {
   }
 }
 
-/** Concatenates tensors' float32 values (one read per tensor, no intermediate tensors). */
-export function packTensors(tensors: readonly tf.Tensor[], out?: Float32Array): Float32Array {
+/** Concatenates tensors' float32 values (one asynchronous read per tensor, no intermediate tensors). */
+export async function packTensors(tensors: readonly tf.Tensor[], out?: Float32Array): Promise<Float32Array> {
   const total = tensors.reduce((n, t) => n + t.size, 0);
   const flat = out ?? new Float32Array(total);
   if (flat.length < total) throw new Error(`packTensors: ${flat.length} floats cannot hold ${total}`);
+  const values = await Promise.all(tensors.map((t) => t.data() as Promise<Float32Array>));
   let offset = 0;
-  for (const t of tensors) {
-    flat.set(t.dataSync() as Float32Array, offset);
-    offset += t.size;
-  }
+  values.forEach((v, i) => {
+    flat.set(v, offset);
+    offset += tensors[i].size;
+  });
   return flat;
 }
 

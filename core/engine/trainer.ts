@@ -48,8 +48,8 @@ import {
 import { backboneFeatures } from './embed.js';
 import { panelCoverage, selectGenePanel, type GenePanel } from './gene-panel.js';
 import { distanceToOrigin, safeNorm } from './lorentz.js';
-import { computeLoss, makeLossConfig, quantileEdges, type LossConfig } from './losses.js';
-import { DelstModel, HEAD, type Embeddings } from './models/delst-model.js';
+import { computeLoss, expressionSimilarity, makeLossConfig, quantileEdges, type LossConfig } from './losses.js';
+import { DelstModel, type Embeddings } from './models/delst-model.js';
 import { AdamW, DEFAULT_ADAMW, learningRate } from './optimizer.js';
 import { deriveSeed, Rng } from './random.js';
 import type { AdapterDescription } from './webgpu/adapter.js';
@@ -80,7 +80,7 @@ export interface TrainOptions {
   readonly epsilon?: number;
   /** Seeds init, shuffles, augmentation, dropout and random pairings. Default 0. */
   readonly seed?: number;
-  /** Default 'auto': libtensorflow where tfjs-node(-gpu) loads, else wasm. */
+  /** Default 'auto': libtensorflow on a CUDA GPU, else webgpu on a hardware adapter, else libtensorflow or wasm. */
   readonly backend?: BackendChoice;
   /** Model folder the checkpoints go to (MODEL/latest.json -> ckpt-N/). */
   readonly out: string;
@@ -335,7 +335,12 @@ interface ComputedStep {
   readonly read: tf.Tensor1D;
 }
 
-function computeStep(ctx: StepContext, batch: StepBatch, settings: StepSettings): ComputedStep {
+function computeStep(
+  ctx: StepContext,
+  batch: StepBatch,
+  settings: StepSettings,
+  expressionSimilarity: number[][] | undefined,
+): ComputedStep {
   const { model } = ctx;
   const variables = model.store.trainable();
   let stats: tf.Tensor | null = null;
@@ -359,7 +364,7 @@ function computeStep(ctx: StepContext, batch: StepBatch, settings: StepSettings)
         sectionOf: batch.sectionIndex,
         nnzRankInSection: batch.nnzRank,
         nnzQuantileEdges: ctx.nnzQuantileEdges,
-        expression: batch.expression,
+        expressionSimilarity,
         random: () => rng.next(),
       },
       ctx.loss,
@@ -408,24 +413,21 @@ function applyStep(ctx: StepContext, step: ComputedStep, v: ArrayLike<number>, l
 
 /**
  * One training step: loss and gradients of the trainable params, a finiteness check, AdamW, the clamps. Leaves
- * no tensor behind; the batch's tensors remain the caller's. Reads synchronously: not on webgpu (trainStepAsync).
- */
-export function trainStep(ctx: StepContext, batch: StepBatch, settings: StepSettings): StepValues {
-  const step = computeStep(ctx, batch, settings);
-  return applyStep(ctx, step, step.read.dataSync(), settings.lr);
-}
-
-/**
- * trainStep with an asynchronous read, which every backend supports (webgpu in Node only this one). When the
- * backend reports a device fault (backendFault) once the values are read, nothing is applied and it is thrown.
+ * no tensor behind; the batch's tensors remain the caller's. Reads asynchronously, which every backend supports
+ * (webgpu in Node only this way). When the backend reports a device fault (backendFault) once the values are read,
+ * nothing is applied and it is thrown.
  */
 export async function trainStepAsync(ctx: StepContext, batch: StepBatch, settings: StepSettings): Promise<StepValues> {
-  const step = computeStep(ctx, batch, settings);
+  // The nearestLowerNnz pairs come from plain numbers, read before the gradient tape (no sync read inside it).
+  const similarity =
+    ctx.loss.mode === 'delst' && ctx.loss.intraPairing === 'nearestLowerNnz' && batch.expression
+      ? await expressionSimilarity(batch.expression)
+      : undefined;
+  const step = computeStep(ctx, batch, settings, similarity);
   let v: ArrayLike<number>;
   try {
     v = await step.read.data();
-    const fault = backendFault();
-    if (fault) throw new Error(fault);
+    throwOnFault();
   } catch (error) {
     tf.dispose([step.read, ...step.grads]);
     throw error;
@@ -457,8 +459,7 @@ export async function train(options: TrainOptions, callbacks: TrainCallbacks = {
   }
   if (resumed && options.genePanel) throw new TrainingError('--resume continues with the saved gene panel');
 
-  // The steps read asynchronously, so webgpu may run them; the frozen-backbone cache (embed.ts) reads synchronously.
-  const backend = await initBackend(options.backend ?? 'auto', { webgpu: settings.freeze !== 'backbone' });
+  const backend = await initBackend(options.backend ?? 'auto');
   status(`backend: ${backend.device}`);
   const sections = await readSections(options.sections, status);
 
@@ -558,17 +559,13 @@ export async function train(options: TrainOptions, callbacks: TrainCallbacks = {
     let saved = { epoch: startEpoch, step: globalStep };
     let run = { steps: 0, spots: 0, seconds: 0 };
 
-    // webgpu in Node reads only asynchronously: values read with data() are cached for the savers' dataSync.
+    // Everything a checkpoint holds is read before it is written (the backend caches the values), so that a GPU
+    // fault found meanwhile keeps this state out of the checkpoints.
     const settle = async (tensors: tf.Tensor[]) => {
       if (backend.name !== 'webgpu') return;
       await Promise.all(tensors.map((t) => t.data()));
-      const fault = backendFault();
-      if (fault) throw new Error(fault);
+      throwOnFault();
     };
-    const scalarParams = Object.values(HEAD)
-      .filter((name) => model.store.has(name))
-      .map((name) => model.store.get(name))
-      .filter((v) => v.size === 1);
     const save = async (epochsCompleted: number, stepInEpoch: number, partial: EpochSums | null) => {
       const optimizerState = optimizer!.exportState();
       const slots = [...optimizerState.slots.values()].filter((t): t is tf.Tensor => t instanceof tf.Tensor);
@@ -641,6 +638,7 @@ export async function train(options: TrainOptions, callbacks: TrainCallbacks = {
               seed: deriveSeed(settings.seed, 'augment', epoch, s),
             });
         let values: StepValues;
+        let scalars: Awaited<ReturnType<DelstModel['scalars']>>;
         try {
           options.faults?.beforeStep?.(epoch + 1, s + 1);
           values = await trainStepAsync({ model, optimizer, loss: lossConfig, nnzQuantileEdges }, batch, {
@@ -649,7 +647,8 @@ export async function train(options: TrainOptions, callbacks: TrainCallbacks = {
             pairSeed: deriveSeed(settings.seed, 'pairs', epoch, s),
             corrupt: options.faults?.nonFiniteLossAt?.(epoch + 1, s + 1) ?? false,
           });
-          await settle(scalarParams);
+          scalars = await model.scalars(); // read after AdamW and the clamps: they ran without a GPU fault
+          throwOnFault();
         } catch (error) {
           if (backend.name !== 'webgpu') throw error;
           throw deviceFailure(error, epoch + 1, s + 1, stepsPerEpoch, out, lastCheckpoint, saved);
@@ -663,7 +662,6 @@ export async function train(options: TrainOptions, callbacks: TrainCallbacks = {
         globalStep++;
         run = { steps: run.steps + 1, spots: run.spots + batches[s].length, seconds: run.seconds + seconds };
         sums = accumulate(sums, values, batches[s].length, seconds, lr);
-        const scalars = model.scalars();
         callbacks.onStep?.({
           epoch: epoch + 1,
           epochs: settings.epochs,
@@ -684,7 +682,7 @@ export async function train(options: TrainOptions, callbacks: TrainCallbacks = {
         });
         await yieldToEventLoop();
       }
-      const scalars = model.scalars();
+      const scalars = await model.scalars();
       const m = epochMetrics(epoch + 1, sums, scalars.curvature, scalars.logitScale);
       metrics.push(m);
       try {
@@ -705,6 +703,12 @@ export async function train(options: TrainOptions, callbacks: TrainCallbacks = {
 }
 
 // ---- helpers ----------------------------------------------------------------------------------------------------
+
+/** Throws the backend's device fault (webgpu: device lost, out of memory), if any. */
+function throwOnFault(): void {
+  const fault = backendFault();
+  if (fault) throw new Error(fault);
+}
 
 function disposeOnError<T>(model: DelstModel, fn: () => T): T {
   try {

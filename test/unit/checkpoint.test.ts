@@ -80,7 +80,7 @@ describe('checkpoint round trip', () => {
 
     const { model: loaded, checkpoint } = await loadModel(dir);
     expect(loaded.store.names()).toEqual(model.store.names());
-    expect(loaded.store.flatten()).toEqual(model.store.flatten());
+    expect(await loaded.store.flatten()).toEqual(await model.store.flatten());
     const { manifest } = checkpoint;
     expect(manifest).toMatchObject({
       config: CONFIG,

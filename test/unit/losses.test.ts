@@ -8,6 +8,7 @@ import {
   computeLoss,
   DEFAULT_LOSS_CONFIG,
   describeLossConfig,
+  expressionSimilarity,
   intraPairs,
   levelOf,
   makeLossConfig,
@@ -261,6 +262,10 @@ describe('intra-modal pairings', () => {
   const nnz = Float32Array.of(900, 2500, 1200, 400, 2500, 3100);
   const sectionOf = Int32Array.of(0, 0, 0, 1, 1, 1);
   const expression = tf.tensor2d(Array.from({ length: B }, (_, i) => vGene[i].map((v) => Math.abs(v) + i * 0.01)));
+  let similarity: number[][];
+  beforeAll(async () => {
+    similarity = await expressionSimilarity(expression);
+  });
 
   /** Inputs built from tangent tensors, so that gradients reach the tangents and log c. */
   const build = (vi: tf.Tensor, vg: tf.Tensor, logC: tf.Tensor, extra: Partial<LossInputs>): LossInputs => {
@@ -272,7 +277,7 @@ describe('intra-modal pairings', () => {
       logitScale: tf.scalar(SCALE),
       nnz,
       sectionOf,
-      expression,
+      expressionSimilarity: similarity,
       random: mulberry32(7),
       ...extra,
     };
@@ -338,7 +343,19 @@ describe('intra-modal pairings', () => {
     expect(() => intraPairs(pairInputs({ random: undefined }), config)).toThrow(/random/);
   });
 
-  it('nearestLowerNnz: each child takes the most similar lower-nnz spot (constructed case)', () => {
+  it('nearestLowerNnz: each child takes the most similar lower-nnz spot (constructed case)', async () => {
+    // Spot 1 can only take 0; spot 2 resembles 1 (not 0); spot 3 resembles 0 (not 1 or 2); spot 0 has no parent.
+    const expr = tf.tensor2d([
+      [1, 0, 0],
+      [0, 1, 0],
+      [0, 1, 0.1],
+      [1, 0, 0.1],
+    ]);
+    const similarity = await expressionSimilarity(expr);
+    expr.dispose();
+    expect(similarity[2][1]).toBeCloseTo(1 / Math.sqrt(1.01), 6);
+    expect(similarity[3][0]).toBeCloseTo(1 / Math.sqrt(1.01), 6);
+    expect(similarity[1][0]).toBe(0);
     tf.tidy(() => {
       const c = tf.scalar(1);
       const z = expMap0(
@@ -350,20 +367,13 @@ describe('intra-modal pairings', () => {
         ]),
         c,
       );
-      // Spot 1 can only take 0; spot 2 resembles 1 (not 0); spot 3 resembles 0 (not 1 or 2); spot 0 has no parent.
-      const expr = tf.tensor2d([
-        [1, 0, 0],
-        [0, 1, 0],
-        [0, 1, 0.1],
-        [1, 0, 0.1],
-      ]);
       const inputs: LossInputs = {
         image: z,
         gene: z,
         curvature: c,
         logitScale: tf.scalar(SCALE),
         nnz: Float32Array.of(10, 20, 30, 40),
-        expression: expr,
+        expressionSimilarity: similarity,
       };
       const config = intraOnly({ intraPairing: 'nearestLowerNnz' });
       const pairs = intraPairs(inputs, config);
@@ -375,7 +385,8 @@ describe('intra-modal pairings', () => {
         '0>2',
         '0>3',
       ]);
-      expect(() => intraPairs({ ...inputs, expression: undefined }, config)).toThrow(/expression/);
+      expect(() => intraPairs({ ...inputs, expressionSimilarity: undefined }, config)).toThrow(/expression/);
+      expect(() => intraPairs({ ...inputs, expressionSimilarity: similarity.slice(1) }, config)).toThrow(/3 rows/);
     });
   });
 

@@ -86,10 +86,10 @@ describe('models on the cpu reference backend (forward only)', () => {
     model.dispose();
   });
 
-  it('initialises the same from the same seed and differently from another', () => {
+  it('initialises the same from the same seed and differently from another', async () => {
     const [a, b, c] = [new DelstModel(TINY, 7), new DelstModel(TINY, 7), new DelstModel(TINY, 8)];
-    expect(a.store.flatten()).toEqual(b.store.flatten());
-    expect(a.store.flatten()).not.toEqual(c.store.flatten());
+    expect(await a.store.flatten()).toEqual(await b.store.flatten());
+    expect(await a.store.flatten()).not.toEqual(await c.store.flatten());
     expect(scalar(a, HEAD.imageAlpha)).toBeCloseTo(Math.log(8 ** -0.5), 6);
     for (const m of [a, b, c]) m.dispose();
   });
@@ -134,7 +134,7 @@ describe('models on the cpu reference backend (forward only)', () => {
     model.dispose();
   });
 
-  it('clamps alpha <= 0, c to [c0/10, 10 c0] and s <= 100', () => {
+  it('clamps alpha <= 0, c to [c0/10, 10 c0] and s <= 100', async () => {
     const model = new DelstModel(resolveModelConfig({ ...TINY, initCurvature: 2 }), 1);
     const set = (name: string, v: number) => model.store.get(name).assign(tf.scalar(v));
     set(HEAD.imageAlpha, 0.5);
@@ -148,7 +148,11 @@ describe('models on the cpu reference backend (forward only)', () => {
     expect(scalar(model, HEAD.logLogitScale)).toBeCloseTo(Math.log(100), 6);
     set(HEAD.logCurvature, -9);
     model.clampParameters();
-    expect(model.scalars().curvature).toBeCloseTo(0.2, 6);
+    const scalars = await model.scalars();
+    expect(scalars.curvature).toBeCloseTo(0.2, 6);
+    expect(scalars.logitScale).toBeCloseTo(100, 4);
+    expect(scalars.imageAlpha).toBe(0);
+    expect(scalars.geneAlpha).toBe(-0.25);
     model.dispose();
   });
 
@@ -189,7 +193,7 @@ describe('training step on wasm', () => {
   });
 
   for (const mode of ['delst', 'clip'] as const) {
-    it(`gives a finite, non-zero gradient to every trainable param (${mode})`, () => {
+    it(`gives a finite, non-zero gradient to every trainable param (${mode})`, async () => {
       const config = resolveModelConfig({ ...TINY, mode });
       const model = new DelstModel(config, 11);
       const { patches, expression } = inputs(4, config, 2);
@@ -211,7 +215,7 @@ describe('training step on wasm', () => {
           entry.name,
         ).toBe(true);
       }
-      const flat = model.store.flattenGrads(grads);
+      const flat = await model.store.flattenGrads(grads);
       expect(flat.length).toBe(model.store.count((e) => e.trainable));
       tf.dispose([value, patches, expression, ...Object.values(grads)]);
       model.dispose();

@@ -127,15 +127,22 @@ export class DelstModel {
     return [logC0 - Math.log(CURVATURE_RANGE), logC0 + Math.log(CURVATURE_RANGE)];
   }
 
-  /** Current curvature c, logit scale s and alphas as plain numbers (for progress reports). */
-  scalars(): { curvature: number | null; logitScale: number; imageAlpha: number | null; geneAlpha: number | null } {
-    const read = (name: string) => (this.store.has(name) ? Math.exp(this.store.get(name).dataSync()[0]) : null);
-    const log = (name: string) => (this.store.has(name) ? this.store.get(name).dataSync()[0] : null);
+  /** Current curvature c, logit scale s and alphas as plain numbers (read asynchronously, as webgpu needs). */
+  async scalars(): Promise<{
+    curvature: number | null;
+    logitScale: number;
+    imageAlpha: number | null;
+    geneAlpha: number | null;
+  }> {
+    const log = async (name: string) => (this.store.has(name) ? (await this.store.get(name).data())[0] : null);
+    const [logC, logS, imageAlpha, geneAlpha] = await Promise.all(
+      [HEAD.logCurvature, HEAD.logLogitScale, HEAD.imageAlpha, HEAD.geneAlpha].map(log),
+    );
     return {
-      curvature: read(HEAD.logCurvature),
-      logitScale: read(HEAD.logLogitScale) as number,
-      imageAlpha: log(HEAD.imageAlpha),
-      geneAlpha: log(HEAD.geneAlpha),
+      curvature: logC === null ? null : Math.exp(logC),
+      logitScale: Math.exp(logS as number),
+      imageAlpha,
+      geneAlpha,
     };
   }
 
