@@ -710,7 +710,10 @@ describe.skipIf(skipReason !== null || !existsSync(second))(
       expect(Math.abs(left.width - right.width)).toBeLessThan(2);
       // Each view colours on its own: a label colouring on the left leaves the right in outlines.
       const [column] = Object.keys(a1.labels).filter((c) => Object.keys(a1.labels[c]).length > 1);
-      await stageOf(a1.id).locator('xpath=..').locator('[data-testid=label-select]').selectOption(column);
+      await stageOf(a1.id)
+        .locator('xpath=ancestor::section[1]')
+        .locator('[data-testid=label-select]')
+        .selectOption(column);
       await expect.poll(() => stageOf(a1.id).getAttribute('data-colour-by')).toBe('label');
       expect(await stageOf(demoId).getAttribute('data-colour-by')).toBe('none');
       // Both slides are on screen: tissue (not one flat colour) in each half of a screenshot.

@@ -96,7 +96,8 @@ describe.skipIf(skip)('the inference worker with the base model', () => {
     delay.disable();
     expect(result.classes!.length).toBeGreaterThan(1);
     expect(result.genes[0].symbol).toBe('ERBB2');
-    // With the model on the main thread the longest stall was seconds; 250 ms leaves room for a loaded machine.
-    expect(delay.max / 1e6).toBeLessThan(250);
+    // With the model on the main thread the longest stall was 2.6-5.3 s; in the worker 50-100 ms, and up to 330 ms
+    // when the test files around it load both cores (CI). 1 s keeps the margin on both sides.
+    expect(delay.max / 1e6).toBeLessThan(1000);
   }, 180_000);
 });
