@@ -134,6 +134,8 @@ export const API_ARGUMENTS = {
   tileSection: ['string', 'object'],
   findSimilarSpots: ['string', 'int', 'object'],
   getHyperbolicMap: ['array', 'object'],
+  getInferenceStatus: [],
+  cancelInference: [],
 } as const satisfies Record<StudioApiMethod, readonly ArgSpec[]>;
 
 const MAX_BODY_BYTES = 1 << 20;

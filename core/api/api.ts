@@ -225,6 +225,49 @@ export interface StudioApi {
    * angle from a 2-D projection (see `projection`). Generic spots lie near the centre, specific ones near the rim.
    */
   getHyperbolicMap(sectionIds: string[], request: HyperbolicMapRequest): Promise<HyperbolicMap>;
+  /** Where the model job of predictSection, findSimilarSpots or getHyperbolicMap stands (poll it while one runs). */
+  getInferenceStatus(): Promise<InferenceStatus>;
+  /**
+   * Stops the running model job at its next batch, and drops the jobs waiting behind it: their calls fail with an
+   * error ending in `: cancelled`. Sections fully embedded stay cached; the next call works as usual.
+   */
+  cancelInference(): Promise<InferenceStatus>;
+}
+
+export type InferenceJobKind = 'predict' | 'similar' | 'map';
+
+/**
+ * What a model job is doing: loading the model, reading a section (cutting its spot patches), embedding its spots
+ * with the image encoder, embedding its counts with the gene encoder, fitting the probe, predicting genes, finding
+ * neighbours, laying out the disk.
+ */
+export type InferencePhase =
+  'loading' | 'reading' | 'embedding' | 'genes' | 'fitting' | 'predicting' | 'searching' | 'mapping';
+
+export interface InferenceStatus {
+  readonly running: boolean;
+  readonly job: InferenceJobKind | null;
+  /** The phase of the running job, null before its worker part starts. */
+  readonly phase: InferencePhase | null;
+  /** The section read or embedded now (reading, embedding, genes), else null. */
+  readonly sectionName: string | null;
+  /** Spots of `sectionName` embedded so far, of `total` (reading, embedding, genes); else 0 of 0. */
+  readonly done: number;
+  readonly total: number;
+  /**
+   * 1-based: which of the `sections` passes this job makes over a section (an image pass per section not cached
+   * yet, then a gene pass per section for the map's gene embeddings); 0 outside the embedding.
+   */
+  readonly section: number;
+  readonly sections: number;
+  /** The whole job, 0 to 1, never going back: mostly the spots embedded of all it embeds. */
+  readonly fraction: number;
+  /** Seconds left, from the rate of the embedding so far; null before it is known and after the embedding. */
+  readonly etaSeconds: number | null;
+  /** ISO time the running job started, else null. */
+  readonly startedAt: string | null;
+  /** Jobs waiting behind the running one. */
+  readonly queued: number;
 }
 
 export interface SimilarSpotsRequest {
@@ -566,5 +609,7 @@ export const STUDIO_API_METHODS = [
   'tileSection',
   'findSimilarSpots',
   'getHyperbolicMap',
+  'getInferenceStatus',
+  'cancelInference',
 ] as const satisfies readonly (keyof StudioApi)[];
 export type StudioApiMethod = (typeof STUDIO_API_METHODS)[number];

@@ -21,6 +21,7 @@ import type { Section } from '../section/section.js';
 import type { DiskPoints, HyperbolicMap, HyperbolicMapRequest } from './api.js';
 import { findModel, modelRef, type EmbeddingCache, type ModelRef } from './embedding-cache.js';
 import type { InferenceClient } from './inference-client.js';
+import { finalPhase, type JobContext } from './inference-status.js';
 import { isUsable, type PredictionHost } from './predictions.js';
 
 export const PROJECTION =
@@ -220,8 +221,14 @@ export async function hyperbolicMap(
 }
 
 /** The model work of a map (in the inference worker): embeddings of the sections, then their disk layout. */
-export async function computeMap(sections: Section[], params: MapParams, cache: EmbeddingCache): Promise<MapOutput> {
-  const { space, image, gene } = await cache.embed(params.model, sections, { genes: params.genes });
+export async function computeMap(
+  sections: Section[],
+  params: MapParams,
+  cache: EmbeddingCache,
+  context: JobContext,
+): Promise<MapOutput> {
+  const { space, image, gene } = await cache.embed(params.model, sections, context, { genes: params.genes });
+  context.report(finalPhase('mapping'));
   const c = space.curvature!;
   const genes = gene ?? sections.map(() => null);
   const groups = [...image.map((es) => es.embeddings), ...genes.filter((g): g is Matrix => g !== null)];

@@ -3,6 +3,8 @@
 // calls and the UI's IPC go on while a model runs. The worker is started on the first job and again after it dies.
 // Sections travel once per Section object (core/section/transferable.ts) under a numeric handle; the worker keeps
 // them, and the embeddings it computes from them, until the section is forgotten (closed or replaced).
+// Jobs report their progress as they go (getInferenceStatus); cancel() stops the running one at its next batch and
+// drops the ones waiting, each failing with an InferenceCancelled error.
 
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -11,6 +13,8 @@ import { Worker } from 'node:worker_threads';
 import { packageRoot } from '../resources.js';
 import type { Section } from '../section/section.js';
 import { toTransferable, type TransferableSection } from '../section/transferable.js';
+import type { InferenceStatus } from './api.js';
+import { InferenceTracker, type WorkerProgress } from './inference-status.js';
 import type { MapParams, MapOutput } from './hyperbolic-map.js';
 import type { PredictOutput, PredictParams } from './predictions.js';
 import type { SimilarOutput, SimilarParams } from './similarity.js';
@@ -35,11 +39,22 @@ export type ToWorker =
       readonly sections: readonly number[];
       readonly params: unknown;
     }
-  | { readonly type: 'drop'; readonly handles: readonly number[] };
+  | { readonly type: 'drop'; readonly handles: readonly number[] }
+  | { readonly type: 'cancel'; readonly id: number };
 
 export type FromWorker =
   | { readonly type: 'result'; readonly id: number; readonly value: unknown }
-  | { readonly type: 'error'; readonly id: number; readonly message: string };
+  | { readonly type: 'error'; readonly id: number; readonly message: string }
+  | { readonly type: 'cancelled'; readonly id: number }
+  | { readonly type: 'progress'; readonly id: number; readonly progress: WorkerProgress };
+
+/** A job stopped by cancel(): its message ends in ': cancelled', which is how the renderer tells it apart. */
+export class InferenceCancelled extends Error {
+  constructor(caller: string) {
+    super(`${caller}: cancelled`);
+    this.name = 'InferenceCancelled';
+  }
+}
 
 interface Pending {
   readonly caller: string;
@@ -66,12 +81,49 @@ export class InferenceClient {
   private nextHandle = 1;
   private nextId = 1;
   private queue: Promise<unknown> = Promise.resolve();
+  private readonly tracker = new InferenceTracker();
+  /** Jobs get tickets in call order; cancel() cancels every ticket up to the last one given. */
+  private lastTicket = 0;
+  private cancelledUpTo = 0;
+  private runningTicket: number | null = null;
 
-  /** Runs `job` after the jobs before it (a failed job does not block the next): one model job at a time. */
-  serial<T>(job: () => Promise<T>): Promise<T> {
-    const run = this.queue.then(job, job);
+  /** `onReport` hears the status after each progress report of the worker. */
+  constructor(private readonly onReport?: (status: InferenceStatus) => void) {}
+
+  /**
+   * Runs `job` (an API call named `caller`, whose model work is a `kind` job) after the jobs before it (a failed job
+   * does not block the next): one model job at a time.
+   */
+  serial<T>(kind: JobKind, caller: string, job: () => Promise<T>): Promise<T> {
+    const ticket = ++this.lastTicket;
+    this.tracker.queued++;
+    const start = async () => {
+      this.tracker.queued--;
+      if (ticket <= this.cancelledUpTo) throw new InferenceCancelled(caller);
+      this.runningTicket = ticket;
+      this.tracker.begin(kind);
+      try {
+        return await job();
+      } finally {
+        this.runningTicket = null;
+        this.tracker.end();
+      }
+    };
+    const run = this.queue.then(start, start);
     this.queue = run.catch(() => undefined);
     return run;
+  }
+
+  /** Where the running job stands. */
+  status(): InferenceStatus {
+    return this.tracker.status();
+  }
+
+  /** Stops the running job at its next batch and drops the waiting ones (their calls fail as cancelled). */
+  cancel(): InferenceStatus {
+    this.cancelledUpTo = this.lastTicket;
+    for (const id of this.pending.keys()) this.worker?.postMessage({ type: 'cancel', id } satisfies ToWorker);
+    return this.status();
   }
 
   /** Whether a job is in the worker now. */
@@ -89,6 +141,9 @@ export class InferenceClient {
     sections: readonly Section[],
     params: InferenceJobs[K]['params'],
   ): Promise<InferenceJobs[K]['result']> {
+    // Cancelled while its call was still checking the request on this thread.
+    if (this.runningTicket !== null && this.runningTicket <= this.cancelledUpTo)
+      return Promise.reject(new InferenceCancelled(caller));
     const worker = this.worker ?? this.start();
     const define: { handle: number; section: TransferableSection }[] = [];
     const handles = sections.map((section) => {
@@ -149,9 +204,15 @@ export class InferenceClient {
   private answer(worker: Worker, message: FromWorker): void {
     const job = this.pending.get(message.id);
     if (!job) return;
+    if (message.type === 'progress') {
+      this.tracker.report(message.progress);
+      this.onReport?.(this.tracker.status());
+      return;
+    }
     this.pending.delete(message.id);
     if (this.pending.size === 0) worker.unref();
     if (message.type === 'result') job.resolve(message.value);
+    else if (message.type === 'cancelled') job.reject(new InferenceCancelled(job.caller));
     else job.reject(new Error(message.message));
   }
 

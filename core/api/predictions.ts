@@ -16,6 +16,7 @@ import type { LabelColumn, Section } from '../section/section.js';
 import type {
   HyperbolicMap,
   HyperbolicMapRequest,
+  InferenceStatus,
   ModelInfo,
   PredictionRequest,
   SectionPrediction,
@@ -25,6 +26,7 @@ import type {
 import { findModel, modelRef, type EmbeddingCache, type ModelRef } from './embedding-cache.js';
 import { hyperbolicMap } from './hyperbolic-map.js';
 import { InferenceClient } from './inference-client.js';
+import { finalPhase, type JobContext } from './inference-status.js';
 import { findSimilarSpots } from './similarity.js';
 
 const DEFAULT_K = 50;
@@ -79,17 +81,31 @@ export class PredictionManager {
   ) {}
 
   predict(sectionId: string, request: PredictionRequest): Promise<SectionPrediction> {
-    return this.inference.serial(() => this.run(sectionId, request));
+    return this.inference.serial('predict', 'predictSection', () => this.run(sectionId, request));
   }
 
   /** Nearest spots of one spot in a model's image embedding space, over every open section with an image. */
   findSimilar(sectionId: string, spotIndex: number, request: SimilarSpotsRequest): Promise<SimilarSpot[]> {
-    return this.inference.serial(() => findSimilarSpots(this.host, this.inference, sectionId, spotIndex, request));
+    return this.inference.serial('similar', 'findSimilarSpots', () =>
+      findSimilarSpots(this.host, this.inference, sectionId, spotIndex, request),
+    );
   }
 
   /** The Poincaré-disk map of sections' embeddings. */
   hyperbolicMap(sectionIds: readonly string[], request: HyperbolicMapRequest): Promise<HyperbolicMap> {
-    return this.inference.serial(() => hyperbolicMap(this.host, this.inference, sectionIds, request));
+    return this.inference.serial('map', 'getHyperbolicMap', () =>
+      hyperbolicMap(this.host, this.inference, sectionIds, request),
+    );
+  }
+
+  /** Where the running model job stands. */
+  status(): InferenceStatus {
+    return this.inference.status();
+  }
+
+  /** Stops the running model job at its next batch and drops the waiting ones. */
+  cancel(): InferenceStatus {
+    return this.inference.cancel();
   }
 
   /** A section closed or replaced: the worker drops it and its embeddings. */
@@ -185,9 +201,10 @@ export async function computePrediction(
   sections: Section[],
   params: PredictParams,
   cache: EmbeddingCache,
+  context: JobContext,
 ): Promise<PredictOutput> {
   const { column, genes } = params;
-  const { space, image } = await cache.embed(params.model, sections);
+  const { space, image } = await cache.embed(params.model, sections, context);
   const target = sections[params.target];
   const targetE = image[params.target];
   const refE = params.references.map((r) => image[r.index]);
@@ -195,6 +212,8 @@ export async function computePrediction(
   const out: { -readonly [K in keyof PredictOutput]: PredictOutput[K] } = { genes: [] };
 
   if (column !== null) {
+    context.signal.throwIfAborted();
+    context.report(finalPhase('fitting'));
     const labelled = params.references.filter((r) => r.labels !== null);
     const labelledE = labelled.map((r) => image[r.index]);
     const probe = linearProbe({
@@ -221,6 +240,8 @@ export async function computePrediction(
   }
 
   if (genes.length > 0) {
+    context.signal.throwIfAborted();
+    context.report(finalPhase('predicting'));
     const measurable = target.genes.symbols.length > 0;
     const source = sharedGeneSource(refE, measurable ? [targetE] : []);
     const byUpper = new Map<string, number>();

@@ -9,6 +9,7 @@ import type { Section } from '../section/section.js';
 import type { SimilarSpot, SimilarSpotsRequest } from './api.js';
 import { findModel, modelRef, type EmbeddingCache, type ModelRef } from './embedding-cache.js';
 import type { InferenceClient } from './inference-client.js';
+import { finalPhase, type JobContext } from './inference-status.js';
 import { isUsable, type PredictionHost } from './predictions.js';
 
 const DEFAULT_K = 10;
@@ -104,8 +105,10 @@ export async function computeSimilar(
   sections: Section[],
   params: SimilarParams,
   cache: EmbeddingCache,
+  context: JobContext,
 ): Promise<SimilarOutput> {
-  const { space, image } = await cache.embed(params.model, sections);
+  const { space, image } = await cache.embed(params.model, sections, context);
+  context.report(finalPhase('searching'));
   const own = image[params.own];
   const row = own.spots.indexOf(params.spotIndex);
   if (row < 0) {

@@ -43,6 +43,7 @@ import {
   type SimilarSpotsRequest,
   type HyperbolicMap,
   type HyperbolicMapRequest,
+  type InferenceStatus,
 } from './api.js';
 import { newFilePath, newPath, readablePath } from './paths.js';
 import { PredictionManager } from './predictions.js';
@@ -243,6 +244,14 @@ export class Studio implements StudioApi {
 
   getHyperbolicMap(sectionIds: string[], request: HyperbolicMapRequest): Promise<HyperbolicMap> {
     return this.predictions.hyperbolicMap(sectionIds, request);
+  }
+
+  async getInferenceStatus(): Promise<InferenceStatus> {
+    return this.predictions.status();
+  }
+
+  async cancelInference(): Promise<InferenceStatus> {
+    return this.predictions.cancel();
   }
 
   async listSections(): Promise<SectionSummary[]> {

@@ -52,19 +52,36 @@ export interface EmbeddingSpace {
   readonly distanceName: string;
 }
 
+/** What embedSections tells as it goes, and how it is stopped. */
+export interface EmbedSectionsOptions {
+  readonly batchSize?: number;
+  /** Before each section (done sections of total) and once at the end. */
+  readonly onProgress?: (done: number, total: number, section: string) => void;
+  /** After each batch: spots of the section embedded so far. */
+  readonly onSpots?: (done: number, total: number, section: string) => void;
+  /** Checked before each section and after each batch: once aborted, the call throws the signal's reason. */
+  readonly signal?: AbortSignal;
+}
+
 /** Embeds the in-tissue spots of each section with the model's image encoder (one pass per section). */
 export async function embedSections(
   model: DelstModel,
   panel: GenePanel,
   sections: readonly Section[],
-  options: { batchSize?: number; onProgress?: (done: number, total: number, section: string) => void } = {},
+  options: EmbedSectionsOptions = {},
 ): Promise<{ embedded: EmbeddedSection[]; space: EmbeddingSpace }> {
-  const curvature = model.config.mode === 'clip' ? null : model.scalars().curvature;
+  const curvature = model.config.mode === 'clip' ? null : (await model.scalars()).curvature;
   const embedded: EmbeddedSection[] = [];
   for (const [i, section] of sections.entries()) {
+    options.signal?.throwIfAborted();
     options.onProgress?.(i, sections.length, section.name);
     const dataset = await buildDataset([section], panel, { inputSize: model.config.image.inputSize });
-    const e = await embedDataset(model, dataset, 'image', { batchSize: options.batchSize });
+    const onBatch = (done: number, total: number) => {
+      options.signal?.throwIfAborted();
+      options.onSpots?.(done, total, section.name);
+    };
+    onBatch(0, dataset.size);
+    const e = await embedDataset(model, dataset, 'image', { batchSize: options.batchSize, onProgress: onBatch });
     const space = Float64Array.from(e.space);
     if (curvature === null) {
       for (let r = 0; r < e.count; r++) {

@@ -26,13 +26,16 @@ async function detect(path: string): Promise<SectionSource[]> {
   return [{ format: 'image', name, path }];
 }
 
+/** The warning of an image whose file does not say its pixel size (gone once the user gives it: tiling). */
+export const PIXEL_SIZE_UNKNOWN = 'pixel size unknown: no scale bar';
+
 async function read(source: SectionSource): Promise<Section> {
   const file = source.path;
   const info = await inspectImage(file); // signature, truncation, header
   // The largest page of a multi-page TIFF (SVS): what the pyramid is built from.
   const { width, height } = await fileSource(file);
   const micronsPerPixel = info.format === 'tiff' ? await tiffMicronsPerPixel(file, width * height) : null;
-  const warnings = micronsPerPixel === null ? ['pixel size unknown: no scale bar'] : [];
+  const warnings = micronsPerPixel === null ? [PIXEL_SIZE_UNKNOWN] : [];
   return {
     name: source.name,
     format: 'image',

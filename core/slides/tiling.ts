@@ -10,6 +10,7 @@
 
 import { pointInGeometry, type RegionGeometry } from '../project/geometry.js';
 import type { Section } from '../section/section.js';
+import { PIXEL_SIZE_UNKNOWN } from '../readers/image-only.js';
 import { SparseCounts } from '../section/sparse-counts.js';
 import { detectTissue, type TissueMask, type TissueOptions } from './tissue.js';
 
@@ -159,6 +160,8 @@ export function tiledSection(section: Section, grid: TileGrid): Section {
     spotDiameterMicrons: grid.diameterMicrons,
     spotSpacingMicrons: grid.spacingMicrons,
     labels: new Map(),
+    // The pixel size is known now (the tiling needed it).
+    warnings: section.warnings.filter((w) => w !== PIXEL_SIZE_UNKNOWN),
   };
 }
 

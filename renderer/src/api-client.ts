@@ -23,6 +23,7 @@ import type {
   TrainingStatus,
   SimilarSpot,
   HyperbolicMap,
+  InferenceStatus,
 } from './api-types.js';
 
 /** What electron/preload.cts exposes. */
@@ -147,5 +148,7 @@ export function createApi(): Api {
       call('findSimilarSpots', [sectionId, spotIndex, request]) as Promise<SimilarSpot[]>,
     getHyperbolicMap: (sectionIds, request) =>
       call('getHyperbolicMap', [sectionIds, request]) as Promise<HyperbolicMap>,
+    getInferenceStatus: () => call('getInferenceStatus', []) as Promise<InferenceStatus>,
+    cancelInference: () => call('cancelInference', []) as Promise<InferenceStatus>,
   };
 }

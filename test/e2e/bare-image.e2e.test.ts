@@ -93,7 +93,33 @@ describe.skipIf(skipReason !== null)('a bare H&E image: tile, predict, colour (b
     await expect.poll(() => model.locator('option').count()).toBeGreaterThan(1);
     await model.selectOption('base');
     await page.locator('[data-testid=label-select]').selectOption({ label: 'Predicted class (pathologist)' });
+    // While it embeds: phase, percentage and ETA with Cancel; a cancel is said quietly and Retry starts again.
+    const progress = page.locator('[data-testid=inference-progress]');
+    const bar = progress.locator('[role=progressbar]');
+    await expect.poll(() => progress.getAttribute('data-phase'), { timeout: 60_000 }).toBe('embedding');
+    await expect
+      .poll(async () => Number(await bar.getAttribute('aria-valuenow')), { timeout: 30_000 })
+      .toBeGreaterThan(0);
+    expect(await progress.locator('[data-testid=inference-phase]').textContent()).toMatch(/Embedding .+ of \d+ spots/);
+    await expect.poll(() => progress.locator('[data-testid=inference-eta]').textContent()).toMatch(/ETA \d+/);
+    await progress.screenshot({ path: join(SHOTS, 'inference-progress.png') });
+    await page.screenshot({ path: join(SHOTS, 'inference-progress-page.png') });
+    const before = problems.length;
+    await progress.locator('[data-testid=inference-cancel]').click();
+    const notice = page.locator('[data-testid=prediction-status]');
+    await expect.poll(() => notice.textContent(), { timeout: 30_000 }).toContain('Prediction cancelled');
+    // The cancelled call's error reply is the one thing Chromium logs about it.
+    expect(problems.splice(before)).toEqual([
+      'Failed to load resource: the server responded with a status of 400 (Bad Request)',
+    ]);
+    expect(await notice.getAttribute('class')).not.toContain('warn');
+    await notice.screenshot({ path: join(SHOTS, 'inference-cancelled.png') });
+    expect(await stage.getAttribute('data-predicting')).toBe('false');
+    expect(await progress.count()).toBe(0);
+    await page.locator('[data-testid=prediction-retry]').click();
+    await expect.poll(() => progress.count()).toBe(1);
     await expect.poll(() => stage.getAttribute('data-predicting'), { timeout: 120_000 }).toBe('false');
+    expect(await progress.count()).toBe(0);
     expect(await page.locator('[data-testid=prediction-status]').count()).toBe(0);
     const entries = page.locator('[data-testid=legend-entry]');
     await expect.poll(() => entries.count()).toBeGreaterThan(0);

@@ -71,7 +71,12 @@ describe.skipIf(skipReason !== null)('similar tissue and the Poincaré disk in C
     await expect.poll(() => stage.getAttribute('data-selected-spot')).toBe(spots.ids[index]);
     await page.locator('[data-testid=find-similar]').click();
     const list = page.locator('[data-testid=similar-list]');
+    // While the open sections are embedded, the list shows the job's progress.
+    const progress = list.locator('[data-testid=inference-progress]');
+    await expect.poll(() => progress.getAttribute('data-phase'), { timeout: 60_000 }).toBe('embedding');
+    await list.screenshot({ path: join(SHOTS, 'similar-progress.png') });
     await expect.poll(() => list.getAttribute('data-count'), { timeout: 90_000 }).toBe('10');
+    expect(await progress.count()).toBe(0);
     const expected = await studio.findSimilarSpots(demo.id, index, { modelId: 'base', k: 10 });
     const items = page.locator('[data-testid=similar-item]');
     expect(await items.evaluateAll((e) => e.map((el) => el.getAttribute('data-spot-id')))).toEqual(

@@ -28,6 +28,7 @@ import type {
   SectionPrediction,
   SimilarSpot,
   HyperbolicMap,
+  InferenceStatus,
   TrainingRequest,
   TrainingStatus,
 } from '../../core/api/api.js';
@@ -208,7 +209,30 @@ class FakeStudio implements StudioApi {
     projection: '',
     sections: [],
   });
+  getInferenceStatus = async (): Promise<InferenceStatus> => {
+    this.calls.push(['getInferenceStatus', []]);
+    return INFERENCE_IDLE;
+  };
+  cancelInference = async (): Promise<InferenceStatus> => {
+    this.calls.push(['cancelInference', []]);
+    return INFERENCE_IDLE;
+  };
 }
+
+const INFERENCE_IDLE: InferenceStatus = {
+  running: false,
+  job: null,
+  phase: null,
+  sectionName: null,
+  done: 0,
+  total: 0,
+  section: 0,
+  sections: 0,
+  fraction: 0,
+  etaSeconds: null,
+  startedAt: null,
+  queued: 0,
+};
 
 const TRAINING: TrainingStatus = {
   state: 'idle',
@@ -395,6 +419,10 @@ describe('browser server', () => {
     const predicted = JSON.parse((await api('predictSection', ['s1', { modelId: 'base', genes: ['ERBB2'] }])).body);
     expect(predicted).toMatchObject({ modelId: 'base', referenceSectionIds: ['s1'] });
     expect(studio.calls.at(-1)).toEqual(['predictSection', ['s1', { modelId: 'base', genes: ['ERBB2'] }]]);
+    expect(JSON.parse((await api('getInferenceStatus', [])).body)).toEqual(INFERENCE_IDLE);
+    expect(studio.calls.at(-1)).toEqual(['getInferenceStatus', []]);
+    expect(JSON.parse((await api('cancelInference', [])).body).running).toBe(false);
+    expect(studio.calls.at(-1)).toEqual(['cancelInference', []]);
   });
 
   it('does not accept the cookie alone for the API', async () => {

@@ -148,6 +148,7 @@ describe('tiledSection', () => {
     expect(tiled.spots.x[3]).toBeCloseTo(grid.x[3] / 0.5, 9);
     expect(Array.from(tiled.spots.inTissue).every((v) => v === 1)).toBe(true);
     expect(tiled.micronsPerPixel).toBe(1); // 2 um per image pixel = 1 um per full-resolution pixel
+    expect(tiled.warnings).toEqual([]); // the pixel size is known now
     expect(tiled.spotDiameterMicrons).toBe(55);
     expect(tiled.spotSpacingMicrons).toBe(100);
     expect(tiled.counts.nSpots).toBe(grid.ids.length);
