@@ -125,15 +125,37 @@ function dxZeroInsertion(
   });
 }
 
-/** The convolution layers of the benchmark model at batch n. */
-function convLayers(n: number): ConvLayer[] {
-  return [
+/** The convolution layers of the benchmark model at batch n (two with --quick). */
+function convLayers({ batch: n, quick }: Options): ConvLayer[] {
+  const layers: ConvLayer[] = [
     { name: 'stem 7x7/2, 112x112x3 -> 56x56x32', input: [n, 112, 112, 3], k: 7, co: 32, stride: 2 },
     { name: '3x3/1, 56x56x32 -> 56x56x32', input: [n, 56, 56, 32], k: 3, co: 32, stride: 1 },
     { name: 'stage 1 3x3/1, 28x28x32 -> 28x28x32', input: [n, 28, 28, 32], k: 3, co: 32, stride: 1 },
     { name: 'stage 2 3x3/2, 28x28x32 -> 14x14x64', input: [n, 28, 28, 32], k: 3, co: 64, stride: 2 },
     { name: 'stage 2 shortcut 1x1/2, 28x28x32 -> 14x14x64', input: [n, 28, 28, 32], k: 1, co: 64, stride: 2 },
   ];
+  return quick ? layers.slice(2, 4) : layers;
+}
+
+/** GFLOP/s of `gflop` done in `ms`. */
+const gflops = (gflop: number, ms: number) => round(gflop / (ms / 1e3));
+
+/** One layer's convolution on random values: its forward, dX and dW calls, and the GFLOP of one pass. */
+function convCase(layer: ConvLayer) {
+  const x = tf.randomNormal(layer.input) as tf.Tensor4D;
+  const w = tf.randomNormal([layer.k, layer.k, layer.input[3], layer.co], 0, 0.1) as tf.Tensor4D;
+  const y = tf.conv2d(x, w, layer.stride, 'same');
+  const dy = tf.randomNormal(y.shape) as tf.Tensor4D;
+  const attrs = { strides: [layer.stride, layer.stride], pad: 'same', dataFormat: 'NHWC' };
+  return {
+    w,
+    dy,
+    gflop: (2 * y.size * layer.k * layer.k * layer.input[3]) / 1e9,
+    forward: () => tf.conv2d(x, w, layer.stride, 'same'),
+    dX: () => runKernel('Conv2DBackpropInput', { dy, filter: w }, { ...attrs, inputShape: layer.input }),
+    dW: () => runKernel('Conv2DBackpropFilter', { x, dy }, { ...attrs, filterShape: w.shape }),
+    dispose: () => tf.dispose([x, w, y, dy]),
+  };
 }
 
 /**
@@ -174,33 +196,23 @@ async function stockVsOursGpu(
 
 /** `--backend webgpu`: forward, dX and dW of the convolution layers, stock and ours. */
 async function benchWebgpuConv(opts: Options, backend: BackendInfo): Promise<object> {
-  const n = opts.batch;
   const conv = [];
-  for (const layer of opts.quick ? convLayers(n).slice(2, 4) : convLayers(n)) {
-    const x = tf.randomNormal(layer.input) as tf.Tensor4D;
-    const w = tf.randomNormal([layer.k, layer.k, layer.input[3], layer.co], 0, 0.1) as tf.Tensor4D;
-    const y = tf.conv2d(x, w, layer.stride, 'same');
-    const dy = tf.randomNormal(y.shape) as tf.Tensor4D;
-    const gflop = (2 * y.size * layer.k * layer.k * layer.input[3]) / 1e9;
-    const attrs = { strides: [layer.stride, layer.stride], pad: 'same', dataFormat: 'NHWC' };
-    const rate = (ms: number) => ({ ms, gflops: round(gflop / (ms / 1e3)) });
-    const fwdMs = round(await timeGpuMs(opts.reps, () => tf.conv2d(x, w, layer.stride, 'same')));
-    const dx = await stockVsOursGpu(opts.reps, ['Conv2DBackpropInput'], () =>
-      runKernel('Conv2DBackpropInput', { dy, filter: w }, { ...attrs, inputShape: layer.input }),
-    );
-    const dw = await stockVsOursGpu(opts.reps, ['Conv2DBackpropFilter'], () =>
-      runKernel('Conv2DBackpropFilter', { x, dy }, { ...attrs, filterShape: w.shape }),
-    );
+  for (const layer of convLayers(opts)) {
+    const c = convCase(layer);
+    const rate = (ms: number) => ({ ms, gflops: gflops(c.gflop, ms) });
+    const fwdMs = round(await timeGpuMs(opts.reps, c.forward));
+    const dx = await stockVsOursGpu(opts.reps, ['Conv2DBackpropInput'], c.dX);
+    const dw = await stockVsOursGpu(opts.reps, ['Conv2DBackpropFilter'], c.dW);
     conv.push({
       layer: layer.name,
-      gflopPerPass: round(gflop, 3),
+      gflopPerPass: round(c.gflop, 3),
       forward: rate(fwdMs),
-      dX: { ...rate(dx.oursMs), stockMs: dx.stockMs, stockGflops: rate(dx.stockMs).gflops },
-      dW: { ...rate(dw.oursMs), stockMs: dw.stockMs, stockGflops: rate(dw.stockMs).gflops },
+      dX: { ...rate(dx.oursMs), stockMs: dx.stockMs, stockGflops: gflops(c.gflop, dx.stockMs) },
+      dW: { ...rate(dw.oursMs), stockMs: dw.stockMs, stockGflops: gflops(c.gflop, dw.stockMs) },
     });
-    tf.dispose([x, w, y, dy]);
+    c.dispose();
   }
-  return { backend: backend.name, device: backend.device, batch: n, reps: opts.reps, conv };
+  return { backend: backend.name, device: backend.device, batch: opts.batch, reps: opts.reps, conv };
 }
 
 export async function benchKernels(args: string[]): Promise<object> {
@@ -213,37 +225,30 @@ export async function benchKernels(args: string[]): Promise<object> {
   const reps = opts.reps;
 
   const conv = [];
-  for (const layer of opts.quick ? convLayers(n).slice(2, 4) : convLayers(n)) {
-    const x = tf.randomNormal(layer.input) as tf.Tensor4D;
-    const w = tf.randomNormal([layer.k, layer.k, layer.input[3], layer.co], 0, 0.1) as tf.Tensor4D;
-    const y = tf.conv2d(x, w, layer.stride, 'same');
-    const dy = tf.randomNormal(y.shape) as tf.Tensor4D;
-    const gflop = (2 * y.size * layer.k * layer.k * layer.input[3]) / 1e9;
-    const attrs = { strides: [layer.stride, layer.stride], pad: 'same', dataFormat: 'NHWC' };
-    const fwdMs = timeMs(reps, () => tf.conv2d(x, w, layer.stride, 'same'));
-    const dx = stockVsOurs(reps, ['Conv2DBackpropInput', 'Reverse'], () =>
-      runKernel('Conv2DBackpropInput', { dy, filter: w }, { ...attrs, inputShape: layer.input }),
-    );
-    const dwMs = timeMs(reps, () => runKernel('Conv2DBackpropFilter', { x, dy }, { ...attrs, filterShape: w.shape }));
+  for (const layer of convLayers(opts)) {
+    const c = convCase(layer);
+    const fwdMs = timeMs(reps, c.forward);
+    const dx = stockVsOurs(reps, ['Conv2DBackpropInput', 'Reverse'], c.dX);
+    const dwMs = timeMs(reps, c.dW);
     const entry: Record<string, unknown> = {
       layer: layer.name,
-      gflopPerPass: round(gflop, 3),
-      forward: { ms: round(fwdMs), gflops: round(gflop / (fwdMs / 1e3)) },
+      gflopPerPass: round(c.gflop, 3),
+      forward: { ms: round(fwdMs), gflops: gflops(c.gflop, fwdMs) },
       dX: {
         ms: dx.oursMs,
-        gflops: round(gflop / (dx.oursMs / 1e3)),
+        gflops: gflops(c.gflop, dx.oursMs),
         stockMs: dx.stockMs,
-        stockGflops: dx.stockMs === null ? null : round(gflop / (dx.stockMs / 1e3)),
+        stockGflops: dx.stockMs === null ? null : gflops(c.gflop, dx.stockMs),
       },
-      dW: { ms: round(dwMs), gflops: round(gflop / (dwMs / 1e3)), stockMs: null },
+      dW: { ms: round(dwMs), gflops: gflops(c.gflop, dwMs), stockMs: null },
     };
     if (layer.stride === 2 && layer.k === 3) {
-      const zi = timeMs(reps, () => dxZeroInsertion(layer.input, dy, w, 2));
-      const poly = timeMs(reps, () => conv2dBackpropInput(layer.input, dy, w, 2, 'same'));
+      const zi = timeMs(reps, () => dxZeroInsertion(layer.input, c.dy, c.w, 2));
+      const poly = timeMs(reps, () => conv2dBackpropInput(layer.input, c.dy, c.w, 2, 'same'));
       entry.dXStride2 = { polyphaseMs: round(poly), zeroInsertionMs: round(zi) };
     }
     conv.push(entry);
-    tf.dispose([x, w, y, dy]);
+    c.dispose();
   }
 
   const kernels: Record<string, unknown> = {};

@@ -12,10 +12,10 @@ import {
   exportModel as exportCheckpoint,
   hasCheckpoint,
   loadCheckpoint,
-  processAlive,
   removeStaleSaves,
 } from '../engine/checkpoint.js';
 import type { CheckpointManifest } from '../engine/checkpoint.js';
+import { processAlive } from '../process-alive.js';
 import type { EpochMetrics, StepProgress, TrainOptions } from '../engine/trainer.js';
 import { baseModelPath, packageRoot } from '../resources.js';
 import { hasLabels, type LabelColumn } from '../section/section.js';

@@ -23,6 +23,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs';
+import { processAlive } from '../process-alive.js';
 import { validateModelConfig, type ModelConfig } from './config.js';
 import { validateGenePanel, type GenePanel } from './gene-panel.js';
 import { DelstModel } from './models/delst-model.js';
@@ -297,17 +298,6 @@ export async function removeStaleSaves(dir: string): Promise<void> {
     if (match && !processAlive(Number(match[1] ?? match[2]))) {
       await fs.rm(path.join(dir, name), { recursive: true, force: true });
     }
-  }
-}
-
-/** Whether a process with this id runs (EPERM: it does, as another user's). */
-export function processAlive(pid: number): boolean {
-  if (!Number.isSafeInteger(pid) || pid <= 0) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

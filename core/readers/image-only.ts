@@ -5,7 +5,7 @@
 
 import { basename, extname } from 'node:path';
 import { fromFile } from 'geotiff';
-import type { Section } from '../section/section.js';
+import type { Section, SectionImage } from '../section/section.js';
 import { SparseCounts } from '../section/sparse-counts.js';
 import { fileSource } from '../slides/pyramid.js';
 import { readingFile } from './errors.js';
@@ -35,11 +35,19 @@ async function read(source: SectionSource): Promise<Section> {
   // The largest page of a multi-page TIFF (SVS): what the pyramid is built from.
   const { width, height } = await fileSource(file);
   const micronsPerPixel = info.format === 'tiff' ? await tiffMicronsPerPixel(file, width * height) : null;
-  const warnings = micronsPerPixel === null ? [PIXEL_SIZE_UNKNOWN] : [];
+  return imageOnlySection(source.name, { kind: 'file', path: file, width, height, scale: 1 }, micronsPerPixel);
+}
+
+/** The section of an image file alone: no spots, no genes; a warning where its pixel size is unknown. */
+export function imageOnlySection(
+  name: string,
+  image: Extract<SectionImage, { kind: 'file' }>,
+  micronsPerPixel: number | null,
+): Section {
   return {
-    name: source.name,
+    name,
     format: 'image',
-    source: file,
+    source: image.path,
     spots: {
       ids: [],
       x: new Float64Array(0),
@@ -50,12 +58,12 @@ async function read(source: SectionSource): Promise<Section> {
     },
     genes: { symbols: [], ids: [] },
     counts: SparseCounts.fromCsr(0, 0, [0], [], []),
-    image: { kind: 'file', path: file, width, height, scale: 1 },
+    image,
     micronsPerPixel,
     spotDiameterMicrons: 0,
     spotSpacingMicrons: 0,
     labels: new Map(),
-    warnings,
+    warnings: micronsPerPixel === null ? [PIXEL_SIZE_UNKNOWN] : [],
   };
 }
 

@@ -17,6 +17,7 @@ import path from 'node:path';
 import { fromFile } from 'geotiff';
 import sharp, { type Sharp, type SharpOptions } from 'sharp';
 import type { SlideInfo } from '../api/api.js';
+import { processAlive } from '../process-alive.js';
 import { DataError } from '../readers/errors.js';
 import type { SectionImage } from '../section/section.js';
 
@@ -154,16 +155,6 @@ async function removeStaleBuilds(dir: string): Promise<void> {
     const pid = Number(name.slice(TEMP_PREFIX.length).split('-')[1]);
     const stale = pid === process.pid ? !activeBuilds.has(full) : !processAlive(pid);
     if (stale) await fs.rm(full, { recursive: true, force: true });
-  }
-}
-
-function processAlive(pid: number): boolean {
-  if (!Number.isSafeInteger(pid) || pid <= 0) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

@@ -13,7 +13,7 @@ import { Studio } from '../../core/api/studio.js';
 import { demoPath, packageRoot } from '../../core/resources.js';
 import { startBrowserServer, type BrowserServer } from '../../server/browser-server.js';
 import { CHROMIUM, CHROMIUM_ARGS } from '../../bench/chromium.js';
-import { greenPixels, onScreen, pixels } from './helpers.js';
+import { e2eCacheDir, greenPixels, onScreen, openApp, pixels } from './helpers.js';
 
 const root = packageRoot();
 const rendererDir = join(root, 'dist', 'renderer');
@@ -48,22 +48,14 @@ describe.skipIf(skipReason !== null)('DELST Studio in Chromium (browser mode)', 
 
   beforeAll(async () => {
     scratch = mkdtempSync(join(tmpdir(), 'delst-e2e-'));
-    // Pyramids are cached across runs (content-keyed), like a user's cache.
-    const cacheDir = join(root, '.delst-cache', 'e2e');
-    mkdirSync(cacheDir, { recursive: true });
-    studio = new Studio({ cacheDir });
+    studio = new Studio({ cacheDir: e2eCacheDir() });
     await studio.openPath(demo);
     if (existsSync(second)) await studio.openPath(second);
     sections = await studio.listSections();
     server = await startBrowserServer({ studio, rendererDir });
     browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
-    page = await browser.newPage({ viewport: { width: 1400, height: 860 } });
-    page.on('console', (message) => {
-      if (message.type() === 'error') problems.push(message.text());
-    });
-    page.on('pageerror', (error) => problems.push(error.message));
     // The spots through WebGL2 here (the app picks canvas 2D on software WebGL by itself; a test below covers it).
-    await page.goto(`${server.url}&drawer=canvas&overlay=webgl`);
+    page = await openApp(browser, server.url, problems);
   });
 
   afterAll(async () => {
@@ -449,19 +441,12 @@ describe.skipIf(skipReason !== null)('Annotation in Chromium (browser mode, a te
 
   beforeAll(async () => {
     scratch = mkdtempSync(join(tmpdir(), 'delst-e2e-annotate-'));
-    const cacheDir = join(root, '.delst-cache', 'e2e');
-    mkdirSync(cacheDir, { recursive: true });
-    studio = new Studio({ cacheDir, projectDir: join(scratch, 'project') });
+    studio = new Studio({ cacheDir: e2eCacheDir(), projectDir: join(scratch, 'project') });
     [{ id }] = (await studio.openPath(demo)).opened;
     spots = await studio.getSpots(id);
     server = await startBrowserServer({ studio, rendererDir });
     browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
-    page = await browser.newPage({ viewport: { width: 1400, height: 860 }, acceptDownloads: true });
-    page.on('console', (message) => {
-      if (message.type() === 'error') problems.push(message.text());
-    });
-    page.on('pageerror', (error) => problems.push(error.message));
-    await page.goto(`${server.url}&drawer=canvas&overlay=webgl`);
+    page = await openApp(browser, server.url, problems, { acceptDownloads: true });
   });
 
   afterAll(async () => {
@@ -663,19 +648,12 @@ describe.skipIf(skipReason !== null || !existsSync(second))(
 
     beforeAll(async () => {
       scratch = mkdtempSync(join(tmpdir(), 'delst-e2e-library-'));
-      const cacheDir = join(root, '.delst-cache', 'e2e');
-      mkdirSync(cacheDir, { recursive: true });
-      studio = new Studio({ cacheDir, projectDir: join(scratch, 'project') });
+      studio = new Studio({ cacheDir: e2eCacheDir(), projectDir: join(scratch, 'project') });
       [a1] = (await studio.openPath(second)).opened;
       [{ id: demoId }] = (await studio.openPath(demo)).opened;
       server = await startBrowserServer({ studio, rendererDir });
       browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
-      page = await browser.newPage({ viewport: { width: 1400, height: 860 } });
-      page.on('console', (message) => {
-        if (message.type() === 'error') problems.push(message.text());
-      });
-      page.on('pageerror', (error) => problems.push(error.message));
-      await page.goto(`${server.url}&drawer=canvas&overlay=webgl`);
+      page = await openApp(browser, server.url, problems);
     });
 
     afterAll(async () => {
@@ -820,21 +798,13 @@ describe.skipIf(skipReason !== null || !existsSync(second))(
     const problems: string[] = [];
     const CANCER = 'invasive cancer';
     const IMMUNE = 'immune infiltrate';
-    const cacheDir = join(root, '.delst-cache', 'e2e');
+    let cacheDir: string;
 
-    async function newPage(url: string): Promise<Page> {
-      const p = await browser.newPage({ viewport: { width: 1400, height: 860 }, acceptDownloads: true });
-      p.on('console', (message) => {
-        if (message.type() === 'error') problems.push(message.text());
-      });
-      p.on('pageerror', (error) => problems.push(error.message));
-      await p.goto(`${url}&drawer=canvas&overlay=webgl`);
-      return p;
-    }
+    const newPage = (url: string) => openApp(browser, url, problems, { acceptDownloads: true });
 
     beforeAll(async () => {
       scratch = mkdtempSync(join(tmpdir(), 'delst-e2e-a1-'));
-      mkdirSync(cacheDir, { recursive: true });
+      cacheDir = e2eCacheDir();
       // Nothing open at the start: A1 is opened through the path box.
       studio = new Studio({ cacheDir, projectDir: join(scratch, 'project-a') });
       server = await startBrowserServer({ studio, rendererDir });
@@ -1119,18 +1089,11 @@ describe.skipIf(skipReason !== null)('Training in Chromium (browser mode, a temp
 
   beforeAll(async () => {
     scratch = mkdtempSync(join(tmpdir(), 'delst-e2e-train-'));
-    const cacheDir = join(root, '.delst-cache', 'e2e');
-    mkdirSync(cacheDir, { recursive: true });
-    studio = new Studio({ cacheDir, projectDir: join(scratch, 'project') });
+    studio = new Studio({ cacheDir: e2eCacheDir(), projectDir: join(scratch, 'project') });
     [{ id }] = (await studio.openPath(demo)).opened;
     server = await startBrowserServer({ studio, rendererDir });
     browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
-    page = await browser.newPage({ viewport: { width: 1400, height: 860 } });
-    page.on('console', (message) => {
-      if (message.type() === 'error') problems.push(message.text());
-    });
-    page.on('pageerror', (error) => problems.push(error.message));
-    await page.goto(`${server.url}&drawer=canvas&overlay=webgl`);
+    page = await openApp(browser, server.url, problems);
   });
 
   afterAll(async () => {

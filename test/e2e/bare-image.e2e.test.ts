@@ -14,7 +14,7 @@ import { Studio } from '../../core/api/studio.js';
 import { packageRoot } from '../../core/resources.js';
 import { startBrowserServer, type BrowserServer } from '../../server/browser-server.js';
 import { CHROMIUM, CHROMIUM_ARGS } from '../../bench/chromium.js';
-import { onScreen, pixels } from './helpers.js';
+import { e2eCacheDir, onScreen, openApp, pixels } from './helpers.js';
 
 const root = packageRoot();
 const rendererDir = join(root, 'dist', 'renderer');
@@ -44,20 +44,13 @@ describe.skipIf(skipReason !== null)('a bare H&E image: tile, predict, colour (b
   beforeAll(async () => {
     scratch = mkdtempSync(join(tmpdir(), 'delst-e2e-bare-'));
     copyFileSync(join(her2st, 'A2', 'image.png'), join(scratch, 'A2-he.png'));
-    const cacheDir = join(root, '.delst-cache', 'e2e');
-    mkdirSync(cacheDir, { recursive: true });
     mkdirSync(SHOTS, { recursive: true });
-    studio = new Studio({ cacheDir });
+    studio = new Studio({ cacheDir: e2eCacheDir() });
     bareId = (await studio.openPath(join(scratch, 'A2-he.png'))).opened[0].id;
     await studio.openPath(join(her2st, 'A1'));
     server = await startBrowserServer({ studio, rendererDir });
     browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
-    page = await browser.newPage({ viewport: { width: 1400, height: 860 } });
-    page.on('console', (message) => {
-      if (message.type() === 'error') problems.push(message.text());
-    });
-    page.on('pageerror', (error) => problems.push(error.message));
-    await page.goto(`${server.url}&drawer=canvas&overlay=webgl`);
+    page = await openApp(browser, server.url, problems);
   });
 
   afterAll(async () => {

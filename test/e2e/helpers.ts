@@ -1,7 +1,38 @@
-// Helpers of the end-to-end tests (browser and Electron): where a spot is on screen, a screenshot's pixels.
+// Helpers of the end-to-end tests (browser and Electron): the app in a page, where a spot is on screen, a
+// screenshot's pixels.
 
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Browser, Page } from 'playwright-core';
 import sharp from 'sharp';
 import type { SectionSpots } from '../../core/api/api.js';
+import { packageRoot } from '../../core/resources.js';
+
+/** The slide cache of the e2e tests, made if need be: pyramids are content-keyed, kept across runs like a user's. */
+export function e2eCacheDir(): string {
+  const dir = join(packageRoot(), '.delst-cache', 'e2e');
+  mkdirSync(dir, { recursive: true });
+  return dir;
+}
+
+/**
+ * The app at `url` (the browser server's, with its token) in a new 1400 x 860 page, drawn with canvas tiles and
+ * WebGL spots; the page's console errors and uncaught errors go to `problems`.
+ */
+export async function openApp(
+  browser: Browser,
+  url: string,
+  problems: string[],
+  options: { acceptDownloads?: boolean } = {},
+): Promise<Page> {
+  const page = await browser.newPage({ viewport: { width: 1400, height: 860 }, ...options });
+  page.on('console', (message) => {
+    if (message.type() === 'error') problems.push(message.text());
+  });
+  page.on('pageerror', (error) => problems.push(error.message));
+  await page.goto(`${url}&drawer=canvas&overlay=webgl`);
+  return page;
+}
 
 /** A spot's centre in the viewer, from the overlay's slide -> screen transform (data-view). */
 export function onScreen(view: string | null, spots: SectionSpots, index: number): { x: number; y: number } {

@@ -2,11 +2,9 @@
 // checkpoint that stays loadable whenever a writer is killed with SIGKILL mid-save (at each step of the save,
 // and at random moments of a busy writer).
 
-import { spawn } from 'node:child_process';
 import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { useCpuReferenceBackend } from '../../core/engine/backend.js';
@@ -23,8 +21,8 @@ import type { GenePanel } from '../../core/engine/gene-panel.js';
 import { DelstModel, HEAD } from '../../core/engine/models/delst-model.js';
 import { ParamStore } from '../../core/engine/params.js';
 import { Rng } from '../../core/engine/random.js';
+import { moduleUrl, sleep, startChild, writeLoaderHooks } from './support/child-process.js';
 
-const root = resolve(import.meta.dirname, '../..');
 const CONFIG = resolveModelConfig({
   image: { inputSize: 16, stemWidth: 4, stageWidths: [4, 8], blocksPerStage: [1, 1] },
   gene: { panelSize: 3, hidden: 8 },
@@ -130,33 +128,14 @@ describe('checkpoint round trip', () => {
 
 // ---- kill -9 while saving -----------------------------------------------------------------------------------------
 
-/** ESM loader hooks that let a plain `node` child import this repo's .ts files (via the TypeScript compiler). */
-const HOOKS = `
-import { existsSync, readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
-import ts from ${JSON.stringify(pathToFileURL(join(root, 'node_modules/typescript/lib/typescript.js')).href)};
-export async function resolve(specifier, context, next) {
-  if (context.parentURL?.endsWith('.ts') && specifier.startsWith('.') && specifier.endsWith('.js')) {
-    const url = new URL(specifier.replace(/\\.js$/, '.ts'), context.parentURL);
-    if (existsSync(fileURLToPath(url))) return { url: url.href, shortCircuit: true };
-  }
-  return next(specifier, context);
-}
-export async function load(url, context, next) {
-  if (!url.endsWith('.ts')) return next(url, context);
-  const source = readFileSync(fileURLToPath(url), 'utf8');
-  const options = { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 };
-  return { format: 'module', shortCircuit: true, source: ts.transpileModule(source, { compilerOptions: options }).outputText };
-}`;
-
 /**
  * The writer: a store whose values all equal the checkpoint's number (a 4M-float param makes each save take a
  * while). `stage S`: save once and SIGKILL itself as step S begins. `loop`: save 1, 2, 3, ... and print each.
  */
 const WRITER = `
 const [dir, mode, arg] = process.argv.slice(2);
-const { saveCheckpoint } = await import(${JSON.stringify(pathToFileURL(join(root, 'core/engine/checkpoint.ts')).href)});
-const { ParamStore } = await import(${JSON.stringify(pathToFileURL(join(root, 'core/engine/params.ts')).href)});
+const { saveCheckpoint } = await import(${moduleUrl('core/engine/checkpoint.ts')});
+const { ParamStore } = await import(${moduleUrl('core/engine/params.ts')});
 const config = ${JSON.stringify(CONFIG)};
 const store = new ParamStore();
 store.add('w', [4000000], 0);
@@ -170,39 +149,30 @@ if (mode === 'stage') {
   for (let version = Number(arg); ; version++) { await save(version); console.log('saved ' + version); }
 }`;
 
-async function writerFiles(): Promise<{ hooks: string; register: string; writer: string }> {
-  const files = { hooks: join(tmp, 'hooks.mjs'), register: join(tmp, 'register.mjs'), writer: join(tmp, 'writer.mjs') };
-  await writeFile(files.hooks, HOOKS);
-  await writeFile(
-    files.register,
-    `import { register } from 'node:module'; register(${JSON.stringify(pathToFileURL(files.hooks).href)});`,
-  );
-  await writeFile(files.writer, WRITER);
-  return files;
+/** The writer's script, and the module that registers the loader hooks it imports the checkpoint code through. */
+async function writerFiles(): Promise<{ register: string; writer: string }> {
+  const writer = join(tmp, 'writer.mjs');
+  await writeFile(writer, WRITER);
+  return { register: await writeLoaderHooks(tmp), writer };
 }
 
 interface Writer {
   /** Versions the child reported saved. */
-  saved: number[];
+  readonly saved: number[];
   exited: Promise<NodeJS.Signals | null>;
   kill(): void;
 }
 
 async function startWriter(dir: string, args: string[]): Promise<Writer> {
-  const files = await writerFiles();
-  const child = spawn(process.execPath, ['--import', files.register, files.writer, dir, ...args], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const saved: number[] = [];
-  let stderr = '';
-  child.stdout.on('data', (chunk: Buffer) => {
-    for (const m of chunk.toString().matchAll(/saved (\d+)/g)) saved.push(Number(m[1]));
-  });
-  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  const exited = new Promise<NodeJS.Signals | null>((done, fail) =>
-    child.on('exit', (code, signal) => (code ? fail(new Error(`writer failed (${code}): ${stderr}`)) : done(signal))),
-  );
-  return { saved, exited, kill: () => child.kill('SIGKILL') };
+  const { register, writer } = await writerFiles();
+  const child = startChild(writer, [dir, ...args], { hooks: register });
+  return {
+    get saved() {
+      return child.lines.flatMap((line) => /^saved (\d+)$/.exec(line)?.[1] ?? []).map(Number);
+    },
+    exited: child.exited,
+    kill: child.kill,
+  };
 }
 
 /** The current checkpoint's version; it must load completely (checksums included) and be uniform. */
@@ -251,10 +221,6 @@ describe('a writer killed with SIGKILL mid-save', () => {
     }
   }, 90_000);
 });
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((done) => setTimeout(done, ms));
-}
 
 async function until(condition: () => boolean, timeoutMs = 30_000): Promise<void> {
   const start = Date.now();

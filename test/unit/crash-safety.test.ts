@@ -6,7 +6,6 @@
 // The pyramid child imports this repo's TypeScript through loader hooks; the Studio child runs the built app
 // (dist/), as its training worker must be built (workers started under the hooks take seconds more to load).
 
-import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import fs from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -20,6 +19,7 @@ import { loadCheckpoint } from '../../core/engine/checkpoint.js';
 import { Rng } from '../../core/engine/random.js';
 import { ProjectDatabase } from '../../core/project/database.js';
 import { imageKey, SlideCache, TILE_OVERLAP, TILE_SIZE } from '../../core/slides/pyramid.js';
+import { moduleUrl, sleep, startChild, writeLoaderHooks } from './support/child-process.js';
 
 const root = resolve(import.meta.dirname, '../..');
 const DATA = resolve(root, '../shared/data/her2st');
@@ -36,100 +36,6 @@ beforeAll(async () => {
 afterAll(async () => {
   if (tmp) await fs.rm(tmp, { recursive: true, force: true });
 });
-
-// ---- children ---------------------------------------------------------------------------------------------------
-
-/** ESM loader hooks that let a plain `node` child import this repo's .ts files (via the TypeScript compiler). */
-const HOOKS = `
-import { existsSync, readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
-import ts from ${JSON.stringify(pathToFileURL(join(root, 'node_modules/typescript/lib/typescript.js')).href)};
-export async function resolve(specifier, context, next) {
-  if (context.parentURL?.endsWith('.ts') && specifier.startsWith('.') && specifier.endsWith('.js')) {
-    const url = new URL(specifier.replace(/\\.js$/, '.ts'), context.parentURL);
-    if (existsSync(fileURLToPath(url))) return { url: url.href, shortCircuit: true };
-  }
-  return next(specifier, context);
-}
-export async function load(url, context, next) {
-  if (!url.endsWith('.ts')) return next(url, context);
-  const source = readFileSync(fileURLToPath(url), 'utf8');
-  const options = { module: ts.ModuleKind.ESNext, target: ts.ScriptTarget.ES2022 };
-  return { format: 'module', shortCircuit: true, source: ts.transpileModule(source, { compilerOptions: options }).outputText };
-}`;
-
-/** Writes the hooks and the module that registers them; returns the latter (for `node --import`). */
-async function writeLoaderHooks(dir: string): Promise<string> {
-  const file = join(dir, 'hooks.mjs');
-  const register = join(dir, 'register.mjs');
-  await fs.writeFile(file, HOOKS);
-  await fs.writeFile(
-    register,
-    `import { register } from 'node:module'; register(${JSON.stringify(pathToFileURL(file).href)});`,
-  );
-  return register;
-}
-
-const moduleUrl = (relative: string) => JSON.stringify(pathToFileURL(join(root, relative)).href);
-
-interface Child {
-  readonly pid: number;
-  /** Complete lines printed so far. */
-  readonly lines: string[];
-  /** Resolves with the first line (from `from` on) that passes `test`; rejects if the child ends first. */
-  line(test: (line: string) => boolean, from?: number): Promise<string>;
-  kill(): void;
-  /** The signal that ended it (null: it exited by itself, with code 0). */
-  readonly exited: Promise<NodeJS.Signals | null>;
-}
-
-/** Runs `node script ...args`; `source`: with the loader hooks, so that it may import .ts files. */
-function startChild(script: string, args: string[], { source }: { source: boolean }): Child {
-  const node = source ? ['--import', hooks, script, ...args] : [script, ...args];
-  const child = spawn(process.execPath, node, { stdio: ['ignore', 'pipe', 'pipe'] });
-  const lines: string[] = [];
-  let partial = '';
-  let stderr = '';
-  let ended = false;
-  const waiting = new Set<() => void>();
-  child.stdout.setEncoding('utf8');
-  child.stdout.on('data', (chunk: string) => {
-    const parts = (partial + chunk).split('\n');
-    partial = parts.pop()!;
-    lines.push(...parts);
-    waiting.forEach((wake) => wake());
-  });
-  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  const exited = new Promise<NodeJS.Signals | null>((done, fail) =>
-    child.on('exit', (code, signal) => {
-      ended = true;
-      waiting.forEach((wake) => wake());
-      if (code) fail(new Error(`child failed (exit ${code}): ${stderr}`));
-      else done(signal);
-    }),
-  );
-  exited.catch(() => undefined); // reported through line() or by whoever awaits it
-  const line = (test: (line: string) => boolean, from = 0) =>
-    new Promise<string>((done, fail) => {
-      const check = () => {
-        const found = lines.slice(from).find(test);
-        if (found !== undefined) {
-          waiting.delete(check);
-          done(found);
-        } else if (ended) {
-          waiting.delete(check);
-          fail(new Error(`child ended before printing the expected line: ${stderr || lines.slice(-3).join(' | ')}`));
-        }
-      };
-      waiting.add(check);
-      check();
-    });
-  return { pid: child.pid!, lines, line, kill: () => child.kill('SIGKILL'), exited };
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((done) => setTimeout(done, ms));
-}
 
 // ---- kill -9 during a pyramid build ---------------------------------------------------------------------------
 
@@ -208,7 +114,7 @@ describe.skipIf(!existsSync(B4))('kill -9 during a pyramid build (HER2ST B4, 927
     let estimateMs = 1500; // refined by any round that finishes before its kill
     let killedMidBuild = 0;
     for (let round = 0; round < 6 && killedMidBuild < 4; round++) {
-      const child = startChild(script, [cacheDir, image], { source: true });
+      const child = startChild(script, [cacheDir, image], { hooks });
       await child.line((l) => l === 'building');
       await sleep(rng.uniform(0.05, 0.85) * estimateMs);
       child.kill();
@@ -372,7 +278,7 @@ describe.skipIf(!existsSync(A1) || !BUILT)('kill -9 while the Studio labels and 
   /** Runs the child on a fresh project until `killWhen` picks a status line, then SIGKILLs it `delayMs` later. */
   async function runAndKill(project: string, killWhen: (s: ChildStatus) => boolean, delayMs: number): Promise<Killed> {
     const args = [cacheDir(), project, A1, pathToFileURL(join(tmp, 'strokes.mjs')).href, `${EPOCHS}`];
-    const child = startChild(script, args, { source: false });
+    const child = startChild(script, args, { hooks: null });
     const modelLine = await child.line((l) => l.startsWith('model '));
     await child.line(isStatus(killWhen));
     await sleep(delayMs);

@@ -11,10 +11,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { InferenceStatus, PredictionRequest, SectionPrediction } from '../../core/api/api.js';
 import { InferenceClient } from '../../core/api/inference-client.js';
 import { finalPhase, InferenceTracker, type WorkerProgress } from '../../core/api/inference-status.js';
-import { PredictionManager, type PredictableSection } from '../../core/api/predictions.js';
+import { PredictionManager } from '../../core/api/predictions.js';
 import { Studio } from '../../core/api/studio.js';
 import { openSections } from '../../core/readers/open.js';
 import { demoPath, packageRoot } from '../../core/resources.js';
+import { demoAndA1Host } from './support/prediction-host.js';
 
 const embedding = (done: number, workDone: number): WorkerProgress => ({
   phase: 'embedding',
@@ -99,21 +100,9 @@ describe.skipIf(skip)('inference progress and cancel with the base model', () =>
 
   it('reports every batch: per section the spots embedded rise to its total, the job fraction never drops', async () => {
     const studio = new Studio({ cacheDir: join(tmpdir(), 'delst-inference-progress-unused') });
-    const open: PredictableSection[] = [];
-    for (const [id, path] of [
-      ['demo', demoPath()],
-      ['a1', A1],
-    ]) {
-      const [section] = (await openSections(path)).sections;
-      open.push({ id, section, labels: section.labels });
-    }
     let reports: InferenceStatus[] = [];
     const manager = new PredictionManager(
-      {
-        listModels: () => studio.listModels(),
-        section: (id) => open.find((s) => s.id === id)!,
-        sections: () => open,
-      },
+      await demoAndA1Host(studio, A1),
       new InferenceClient((status) => reports.push(status)),
     );
     let mapReports: InferenceStatus[];

@@ -8,12 +8,13 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PredictionManager, type PredictableSection } from '../../core/api/predictions.js';
+import { PredictionManager } from '../../core/api/predictions.js';
 import { Studio } from '../../core/api/studio.js';
 import { openSections } from '../../core/readers/open.js';
 import { demoPath, packageRoot } from '../../core/resources.js';
 import { SparseCounts } from '../../core/section/sparse-counts.js';
 import { fromTransferable, toTransferable } from '../../core/section/transferable.js';
+import { demoAndA1Host } from './support/prediction-host.js';
 
 describe('toTransferable / fromTransferable', () => {
   it('gives back a section whose counts work as before, after a structured clone', async () => {
@@ -52,19 +53,7 @@ describe.skipIf(skip)('the inference worker with the base model', () => {
 
   beforeAll(async () => {
     studio = new Studio({ cacheDir: join(tmpdir(), 'delst-inference-test-unused') });
-    const open: PredictableSection[] = [];
-    for (const [id, path] of [
-      ['demo', demoPath()],
-      ['a1', A1],
-    ]) {
-      const [section] = (await openSections(path)).sections;
-      open.push({ id, section, labels: section.labels });
-    }
-    manager = new PredictionManager({
-      listModels: () => studio.listModels(),
-      section: (id) => open.find((s) => s.id === id)!,
-      sections: () => open,
-    });
+    manager = new PredictionManager(await demoAndA1Host(studio, A1));
   });
 
   afterAll(async () => {

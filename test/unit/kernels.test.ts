@@ -6,58 +6,9 @@ import { initBackend, useCpuReferenceBackend } from '../../core/engine/backend.j
 import { maxPoolGradKernel } from '../../core/engine/kernels/max-pool-grad.js';
 import { OUR_WASM_KERNELS } from '../../core/engine/kernels/register.js';
 import { batchNormTrain } from '../../core/engine/ops/batch-norm.js';
+import { compareWithCpu, expectClose, randTensor } from './support/backend-compare.js';
 
-/** Deterministic pseudo-random floats in [-1, 1) (xorshift), so failures reproduce. */
-function rand(n: number, seed: number): Float32Array {
-  let s = (seed * 2654435761) >>> 0 || 1;
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    out[i] = (s / 4294967296) * 2 - 1;
-  }
-  return out;
-}
-
-const size = (shape: number[]) => shape.reduce((a, b) => a * b, 1);
-const randTensor = (shape: number[], seed: number) => tf.tensor(rand(size(shape), seed), shape);
-
-/** Runs `f` on `backend` and returns its outputs as plain arrays. */
-async function on(backend: 'cpu' | 'wasm', f: () => tf.Tensor[]): Promise<Float32Array[]> {
-  if (backend === 'wasm') await initBackend('wasm');
-  else await useCpuReferenceBackend();
-  const before = tf.memory().numTensors;
-  const outs = tf.tidy(f);
-  const arrays = outs.map((t) => Float32Array.from(t.dataSync()));
-  tf.dispose(outs);
-  expect(tf.memory().numTensors, `${backend} leaked tensors`).toBe(before);
-  return arrays;
-}
-
-/** Max abs difference relative to the largest reference magnitude. */
-function expectClose(actual: Float32Array[], expected: Float32Array[], tol = 1e-4) {
-  expect(actual.length).toBe(expected.length);
-  actual.forEach((a, k) => {
-    const e = expected[k];
-    expect(a.length, `output ${k} length`).toBe(e.length);
-    let scale = 1e-6;
-    let worst = 0;
-    for (let i = 0; i < e.length; i++) {
-      scale = Math.max(scale, Math.abs(e[i]));
-      worst = Math.max(worst, Math.abs(a[i] - e[i]));
-    }
-    expect(worst / scale, `output ${k}: max abs error ${worst} at scale ${scale}`).toBeLessThanOrEqual(tol);
-  });
-}
-
-async function compare(f: () => tf.Tensor[], tol = 1e-4) {
-  const ref = await on('cpu', f);
-  const got = await on('wasm', f);
-  expectClose(got, ref, tol);
-}
+const compare = (f: () => tf.Tensor[], tol?: number) => compareWithCpu('wasm', f, tol);
 
 beforeAll(async () => {
   await initBackend('wasm');

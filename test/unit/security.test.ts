@@ -24,6 +24,7 @@ import type { SlideInfo } from '../../core/api/api.js';
 import { Studio } from '../../core/api/studio.js';
 import { demoPath } from '../../core/resources.js';
 import { startBrowserServer, type BrowserServer } from '../../server/browser-server.js';
+import { rawRequest, type RawOptions, type Reply } from './support/http.js';
 
 const demo = demoPath();
 const skipReason = existsSync(demo) ? null : `no demo section at ${demo} (run npm run make-demo)`;
@@ -32,12 +33,6 @@ if (skipReason) console.log(`security tests skipped: ${skipReason}`);
 const TOKEN = 'security-test-token-0123456789abcdef';
 /** What the secret files hold: must never appear in a reply. */
 const SECRET = `TOP-SECRET-${randomBytes(8).toString('hex')}`;
-
-interface Reply {
-  status: number;
-  headers: Record<string, string | string[] | undefined>;
-  body: string;
-}
 
 describe.skipIf(skipReason !== null)('security of the browser server and the API paths', () => {
   let scratch: string;
@@ -50,33 +45,11 @@ describe.skipIf(skipReason !== null)('security of the browser server and the API
   let slide: SlideInfo;
   const replies: Reply[] = [];
 
-  /** A raw HTTP request: the path goes on the wire exactly as given (fetch would normalise `..`). */
-  function raw(
-    path: string,
-    options: { method?: string; headers?: Record<string, string>; body?: string | Buffer } = {},
-  ): Promise<Reply> {
-    return new Promise((resolve, reject) => {
-      const req = request(
-        {
-          host: '127.0.0.1',
-          port: server.port,
-          path,
-          method: options.method ?? 'GET',
-          headers: { host: `127.0.0.1:${server.port}`, ...options.headers },
-        },
-        (res) => {
-          const chunks: Buffer[] = [];
-          res.on('data', (c: Buffer) => chunks.push(c));
-          res.on('end', () => {
-            const reply = { status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString() };
-            replies.push(reply);
-            resolve(reply);
-          });
-        },
-      );
-      req.on('error', reject);
-      req.end(options.body);
-    });
+  /** A raw HTTP request to the server, its reply kept (no reply may show the secret). */
+  async function raw(path: string, options?: RawOptions): Promise<Reply> {
+    const reply = await rawRequest(server.port, path, options);
+    replies.push(reply);
+    return reply;
   }
 
   const json = { 'content-type': 'application/json', 'x-delst-token': TOKEN };

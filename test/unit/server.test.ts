@@ -2,7 +2,6 @@
 // static files and tiles, and how API calls and their errors cross HTTP.
 
 import { mkdtempSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -34,6 +33,7 @@ import type {
 } from '../../core/api/api.js';
 import { DataError } from '../../core/readers/errors.js';
 import { bodyLimit, startBrowserServer, type BrowserServer, type TileFiles } from '../../server/browser-server.js';
+import { rawRequest, type RawOptions } from './support/http.js';
 
 const TOKEN = 'test-token-0123456789abcdefghijklmnop';
 
@@ -262,40 +262,13 @@ const ANNOTATIONS: SectionAnnotations = { labels: [null], regions: [], canUndo: 
 
 const GENE: GeneSummary = { index: 4, symbol: 'ERBB2', id: null, totalCounts: 12, spots: 3 };
 
-interface Reply {
-  status: number;
-  headers: Record<string, string | string[] | undefined>;
-  body: string;
-}
-
 let dir: string;
 let studio: FakeStudio;
 let server: BrowserServer;
 const reported: Array<[string, unknown]> = [];
 
-/** A raw HTTP request: the path goes on the wire exactly as given (fetch would normalise `..`). */
-function raw(path: string, options: { method?: string; headers?: Record<string, string>; body?: string } = {}) {
-  return new Promise<Reply>((resolve, reject) => {
-    const req = request(
-      {
-        host: '127.0.0.1',
-        port: server.port,
-        path,
-        method: options.method ?? 'GET',
-        headers: { host: `127.0.0.1:${server.port}`, ...options.headers },
-      },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () =>
-          resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString() }),
-        );
-      },
-    );
-    req.on('error', reject);
-    req.end(options.body);
-  });
-}
+/** A raw HTTP request to the server. */
+const raw = (path: string, options?: RawOptions) => rawRequest(server.port, path, options);
 
 const withToken = (extra: Record<string, string> = {}): Record<string, string> => ({
   'x-delst-token': TOKEN,

@@ -8,8 +8,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Studio } from '../../core/api/studio.js';
-import type { Section } from '../../core/section/section.js';
-import { SparseCounts } from '../../core/section/sparse-counts.js';
+import { imageOnlySection, PIXEL_SIZE_UNKNOWN } from '../../core/readers/image-only.js';
 import { coverage, tiledSection, tileGrid } from '../../core/slides/tiling.js';
 import type { TissueMask } from '../../core/slides/tissue.js';
 
@@ -121,27 +120,9 @@ describe('tileGrid', () => {
 
 describe('tiledSection', () => {
   it('gives an image-only section the tiles as in-tissue spots, in full-resolution pixels', () => {
-    const bare: Section = {
-      name: 'slide',
-      format: 'image',
-      source: '/x/slide.png',
-      spots: {
-        ids: [],
-        x: new Float64Array(0),
-        y: new Float64Array(0),
-        inTissue: new Uint8Array(0),
-        arrayRow: new Float64Array(0),
-        arrayCol: new Float64Array(0),
-      },
-      genes: { symbols: [], ids: [] },
-      counts: SparseCounts.fromCsr(0, 0, [0], [], []),
-      image: { kind: 'file', path: '/x/slide.png', width: 500, height: 400, scale: 0.5 },
-      micronsPerPixel: null,
-      spotDiameterMicrons: 0,
-      spotSpacingMicrons: 0,
-      labels: new Map(),
-      warnings: ['pixel size unknown: no scale bar'],
-    };
+    const image = { kind: 'file', path: '/x/slide.png', width: 500, height: 400, scale: 0.5 } as const;
+    const bare = imageOnlySection('slide', image, null);
+    expect(bare.warnings).toEqual([PIXEL_SIZE_UNKNOWN]);
     const grid = tileGrid(null, 500, 400, { micronsPerPixel: 2, diameterMicrons: 55, spacingMicrons: 100 });
     const tiled = tiledSection(bare, grid);
     expect(tiled.spots.ids).toEqual(grid.ids);

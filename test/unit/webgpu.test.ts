@@ -29,6 +29,7 @@ import { maxBatchForAdapter } from '../../core/engine/webgpu/memory.js';
 import { webgpuDevice } from '../../core/engine/webgpu/start.js';
 import { openSections } from '../../core/readers/open.js';
 import type { Section } from '../../core/section/section.js';
+import { compareWithCpu, expectClose, randTensor } from './support/backend-compare.js';
 
 const SWIFTSHADER = '/usr/lib/chromium/vk_swiftshader_icd.json';
 const TINY = {
@@ -48,55 +49,7 @@ const SPOTS = 6;
 process.env.VK_ICD_FILENAMES = SWIFTSHADER;
 process.env.XDG_RUNTIME_DIR ??= tmpdir();
 
-/** Deterministic pseudo-random floats in [-1, 1) (xorshift), so failures reproduce. */
-function randTensor(shape: number[], seed: number): tf.Tensor {
-  let s = (seed * 2654435761) >>> 0 || 1;
-  const out = new Float32Array(shape.reduce((a, b) => a * b, 1));
-  for (let i = 0; i < out.length; i++) {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    out[i] = (s / 4294967296) * 2 - 1;
-  }
-  return tf.tensor(out, shape);
-}
-
-/** Runs `f` on the backend and returns its outputs (read asynchronously, as webgpu in Node needs). */
-async function on(backend: 'cpu' | 'webgpu', f: () => tf.Tensor[]): Promise<Float32Array[]> {
-  if (backend === 'webgpu') await initBackend('webgpu');
-  else await useCpuReferenceBackend();
-  const before = tf.memory().numTensors;
-  const outs = tf.tidy(f);
-  const arrays = await Promise.all(outs.map(async (t) => Float32Array.from(await t.data())));
-  tf.dispose(outs);
-  expect(tf.memory().numTensors, `${backend} leaked tensors`).toBe(before);
-  if (backend === 'webgpu') expect(backendFault()).toBeNull(); // e.g. a shader that did not compile
-  return arrays;
-}
-
-/** Max abs difference relative to the largest reference magnitude, per output. */
-async function compare(f: () => tf.Tensor[], tol = 1e-4): Promise<void> {
-  const ref = await on('cpu', f);
-  const got = await on('webgpu', f);
-  expectClose(got, ref, tol);
-}
-
-function expectClose(got: Float32Array[], ref: Float32Array[], tol: number): void {
-  expect(got.length).toBe(ref.length);
-  got.forEach((a, k) => {
-    const e = ref[k];
-    expect(a.length, `output ${k} length`).toBe(e.length);
-    let scale = 1e-6;
-    let worst = 0;
-    for (let i = 0; i < e.length; i++) {
-      scale = Math.max(scale, Math.abs(e[i]));
-      worst = Math.max(worst, Math.abs(a[i] - e[i]));
-    }
-    expect(worst / scale, `output ${k}: max abs error ${worst} at scale ${scale}`).toBeLessThanOrEqual(tol);
-  });
-}
+const compare = (f: () => tf.Tensor[], tol?: number) => compareWithCpu('webgpu', f, tol);
 
 /**
  * A copy of A1 in `dir` with only its first `spots` in-tissue spots under tissue (spots.tsv's `selected`), the

@@ -6,7 +6,7 @@
 // A 1x1 filter without padding is a plain matrix product of the (subsampled) input and dy.
 
 import * as tf from '@tensorflow/tfjs';
-import { assertNHWC, cropHW, nhwcToChwn, type Pad, type WasmKernelArgs } from './util.js';
+import { cropHW, filterGradientArgs, nhwcToChwn, type FilterGradientArgs, type WasmKernelArgs } from './util.js';
 
 /** x[:, ::sh, ::sw, :] cropped to [N, oh, ow, C]: a 1x1 max-pool is a fast XNNPACK copy; wasm's strided slice is not. */
 function subsample(x: tf.Tensor4D, sh: number, sw: number, oh: number, ow: number): tf.Tensor4D {
@@ -17,12 +17,7 @@ function subsample(x: tf.Tensor4D, sh: number, sw: number, oh: number, ow: numbe
 }
 
 export function conv2dBackpropFilter(
-  x: tf.Tensor4D,
-  dy: tf.Tensor4D,
-  filterShape: [number, number, number, number],
-  strides: number | [number, number],
-  pad: Pad,
-  dimRoundingMode?: 'floor' | 'round' | 'ceil',
+  ...[x, dy, filterShape, strides, pad, dimRoundingMode]: FilterGradientArgs
 ): tf.Tensor4D {
   const info = tf.backend_util.computeConv2DInfo(x.shape, filterShape, strides, 1, pad, dimRoundingMode);
   const { strideHeight: sh, strideWidth: sw, filterHeight: kh, filterWidth: kw, outHeight: oh, outWidth: ow } = info;
@@ -55,13 +50,5 @@ export function conv2dBackpropFilter(
 }
 
 export function conv2dBackpropFilterKernel({ inputs, attrs }: WasmKernelArgs): tf.Tensor {
-  assertNHWC('Conv2DBackpropFilter', attrs.dataFormat);
-  return conv2dBackpropFilter(
-    inputs.x as tf.Tensor4D,
-    inputs.dy as tf.Tensor4D,
-    attrs.filterShape as [number, number, number, number],
-    attrs.strides as [number, number],
-    attrs.pad as Pad,
-    attrs.dimRoundingMode as 'floor' | 'round' | 'ceil' | undefined,
-  );
+  return conv2dBackpropFilter(...filterGradientArgs(inputs, attrs));
 }

@@ -51,6 +51,32 @@ export function assertNHWC(kernel: string, dataFormat: unknown): void {
 
 export type Pad = 'valid' | 'same' | number | tf.backend_util.ExplicitPadding;
 
+/** The arguments of a dW computation: x, dy, filterShape, strides, pad, dimRoundingMode. */
+export type FilterGradientArgs = [
+  x: tf.Tensor4D,
+  dy: tf.Tensor4D,
+  filterShape: [number, number, number, number],
+  strides: number | [number, number],
+  pad: Pad,
+  dimRoundingMode?: 'floor' | 'round' | 'ceil',
+];
+
+/** A Conv2DBackpropFilter kernel call's inputs and attributes, typed (wasm and webgpu take the same). */
+export function filterGradientArgs(
+  inputs: Record<string, tf.Tensor>,
+  attrs: Record<string, unknown>,
+): FilterGradientArgs {
+  assertNHWC('Conv2DBackpropFilter', attrs.dataFormat);
+  return [
+    inputs.x as tf.Tensor4D,
+    inputs.dy as tf.Tensor4D,
+    attrs.filterShape as [number, number, number, number],
+    attrs.strides as [number, number],
+    attrs.pad as Pad,
+    attrs.dimRoundingMode as 'floor' | 'round' | 'ceil' | undefined,
+  ];
+}
+
 /** [N,H,W,C] -> [C,H,W,N]: a 2D transpose then a batched block swap, much faster on wasm than one 4D transpose. */
 export function nhwcToChwn(x: tf.Tensor4D): tf.Tensor4D {
   const [n, h, w, c] = x.shape;

@@ -9,7 +9,7 @@
 
 import * as tf from '@tensorflow/tfjs';
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
-import { assertNHWC, type Pad } from '../kernels/util.js';
+import { filterGradientArgs, type FilterGradientArgs } from '../kernels/util.js';
 
 /** What the engine passes a webgpu kernel. */
 export interface WebgpuKernelArgs {
@@ -121,12 +121,7 @@ function im2colBudget(backend: WebGPUBackend): number {
 
 export function conv2dBackpropFilterWebgpu(
   backend: WebGPUBackend,
-  x: tf.Tensor4D,
-  dy: tf.Tensor4D,
-  filterShape: [number, number, number, number],
-  strides: number | [number, number],
-  pad: Pad,
-  dimRoundingMode?: 'floor' | 'round' | 'ceil',
+  ...[x, dy, filterShape, strides, pad, dimRoundingMode]: FilterGradientArgs
 ): tf.Tensor4D {
   const info = tf.backend_util.computeConv2DInfo(x.shape, filterShape, strides, 1, pad, dimRoundingMode);
   const n = x.shape[0];
@@ -146,14 +141,5 @@ export function conv2dBackpropFilterWebgpu(
 }
 
 export function conv2dBackpropFilterWebgpuKernel({ inputs, backend, attrs }: WebgpuKernelArgs): tf.Tensor {
-  assertNHWC('Conv2DBackpropFilter', attrs.dataFormat);
-  return conv2dBackpropFilterWebgpu(
-    backend,
-    inputs.x as tf.Tensor4D,
-    inputs.dy as tf.Tensor4D,
-    attrs.filterShape as [number, number, number, number],
-    attrs.strides as [number, number],
-    attrs.pad as Pad,
-    attrs.dimRoundingMode as 'floor' | 'round' | 'ceil' | undefined,
-  );
+  return conv2dBackpropFilterWebgpu(backend, ...filterGradientArgs(inputs, attrs));
 }
