@@ -6,6 +6,8 @@
 //   darker than white (mean optical density above a floor), and grainy (glass tinted pink is smooth);
 // * clean-up: a closing joins stroma around fat cells and nuclei, small holes are filled (fat, lumina) and small
 //   specks removed (dust, debris). Sizes are fractions of the mask, so they do not depend on the pixel size.
+// * pasted pictures: on a painted-black background, a small upright rectangle of picture at the image's edge is an
+//   inset (HER2ST pastes a thumbnail of the annotated section into a corner), not tissue.
 
 import { DataError } from '../readers/errors.js';
 import type { SectionImage } from '../section/section.js';
@@ -116,6 +118,7 @@ export function tissueFromRgb(rgb: Uint8Array, width: number, height: number, op
   const closed = erode(dilate(data, width, height, closeRadius), width, height, closeRadius);
   fillSmallHoles(closed, width, height, Math.round((options.maxHoleFraction ?? 0.005) * n));
   removeSmallObjects(closed, width, height, Math.round((options.minObjectFraction ?? 0.0005) * n));
+  for (const inset of pastedInsets(rgb, width, height, minValue)) for (const p of inset) closed[p] = 0;
   let tissue = 0;
   for (let i = 0; i < n; i++) tissue += closed[i];
   return { width, height, data: closed, imageWidth: width, imageHeight: height, threshold, fraction: tissue / n };
@@ -283,6 +286,34 @@ function removeSmallObjects(mask: Uint8Array, width: number, height: number, min
     if (pixels.length < minArea) specks.push(pixels.slice());
   });
   for (const speck of specks) for (const p of speck) mask[p] = 0;
+}
+
+/**
+ * Insets pasted onto a painted-black background: pieces of non-black picture that touch the image's edge, fill at
+ * least 95 % of their bounding box (an upright rectangle, where a section's outline is ragged) and cover at most 15 %
+ * of the image. Only where a fifth or more of the image is painted black (elsewhere glass fills the image).
+ */
+function pastedInsets(rgb: Uint8Array, width: number, height: number, minValue: number): Int32Array[] {
+  const n = width * height;
+  const picture = new Uint8Array(n);
+  let black = 0;
+  for (let i = 0; i < n; i++) {
+    picture[i] = Math.max(rgb[3 * i], rgb[3 * i + 1], rgb[3 * i + 2]) >= minValue ? 1 : 0;
+    black += 1 - picture[i];
+  }
+  if (black < 0.2 * n) return [];
+  const insets: Int32Array[] = [];
+  components(picture, width, height, 1, (pixels, touchesBorder) => {
+    if (!touchesBorder || pixels.length > 0.15 * n) return;
+    let [x0, y0, x1, y1] = [width, height, -1, -1];
+    for (const p of pixels) {
+      const x = p % width;
+      const y = (p - x) / width;
+      [x0, y0, x1, y1] = [Math.min(x0, x), Math.min(y0, y), Math.max(x1, x), Math.max(y1, y)];
+    }
+    if (pixels.length >= 0.95 * (x1 - x0 + 1) * (y1 - y0 + 1)) insets.push(pixels.slice());
+  });
+  return insets;
 }
 
 /** Whether image pixel (x, y) lies on tissue (nearest mask pixel; outside the image: no). */

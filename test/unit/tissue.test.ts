@@ -74,6 +74,21 @@ describe('tissue detection on synthetic slides', () => {
     }
   });
 
+  it('leaves out a picture pasted into a corner of a painted-black slide, keeps tissue at the edge of glass', () => {
+    const w = 240;
+    const h = 200;
+    const rgb = slide(w, h, [{ x: 90, y: 120, r: 50 }], [0, 0, 0]);
+    // The inset: a 60 x 50 thumbnail of glass with a smaller section in it, in the top-right corner.
+    const inset = slide(60, 50, [{ x: 30, y: 25, r: 15 }]);
+    for (let y = 0; y < 50; y++) rgb.set(inset.subarray(y * 60 * 3, (y + 1) * 60 * 3), 3 * (y * w + (w - 60)));
+    const mask = tissueFromRgb(rgb, w, h);
+    expect(share(mask, (x, y) => (x - 90) ** 2 + (y - 120) ** 2 <= 48 ** 2)).toBeGreaterThan(0.99);
+    expect(share(mask, (x, y) => x >= w - 60 && y < 50)).toBe(0);
+    // On glass (no painted background) a section cut off by the image edge is tissue.
+    const glass = tissueFromRgb(slide(w, h, [{ x: w - 20, y: 30, r: 40 }]), w, h);
+    expect(share(glass, (x, y) => (x - (w - 20)) ** 2 + (y - 30) ** 2 <= 38 ** 2)).toBeGreaterThan(0.99);
+  });
+
   it('fills a small hole (fat) and drops a speck (dust), keeps a large hole', () => {
     const w = 300;
     const h = 300;
@@ -203,6 +218,11 @@ describe.each([
       `${name}: ${(inTissue * 100).toFixed(1)}% of ${spots.length} spots on tissue, ` +
         `${(offTissue * 100).toFixed(1)}% of ${off.length} off-tissue array positions`,
     );
+    if (name === 'A1') {
+      // A1's image carries a thumbnail of the annotated section in its top-right corner: not tissue.
+      const corner = share(mask, (x, y) => x >= mask.width * 0.78 && y < mask.height * 0.22);
+      expect(corner).toBe(0);
+    }
     expect(off.length).toBeGreaterThan(200);
     expect(inTissue).toBeGreaterThanOrEqual(0.9);
     expect(offTissue).toBeLessThanOrEqual(0.2);
