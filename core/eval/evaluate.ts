@@ -288,12 +288,13 @@ export function evaluateSplit(
         distance: space.curvature === null ? euclideanDistance : lorentzDistance(space.curvature),
       },
       distanceName: space.distanceName,
+      only: 'knn',
     });
     const ridgeRun = evaluateGenePrediction({
       ...common,
       trainX: stack(train, (es) => es.features),
       testX: stack(test, (es) => es.features),
-      knn: { k: 1 },
+      only: 'ridge',
     });
     genes = { ...mergePredictors(knnRun, ridgeRun), targetSum: source.targetSum, genesJoined: source.genes.length };
   }

@@ -484,6 +484,11 @@ export interface GenePredictionInput {
   ridgeAlphas?: readonly number[];
   seed?: number;
   valFraction?: number;
+  /**
+   * Which predictors to run (default both). A predictor left out costs nothing: its predictions are NaN and its
+   * correlations null (callers that fit kNN and ridge on different inputs run one each and merge them).
+   */
+  only?: 'knn' | 'ridge';
 }
 
 export interface GeneScore {
@@ -528,15 +533,25 @@ export function evaluateGenePrediction(input: GenePredictionInput): GenePredicti
   const trainY = gather(source, selection.indices, 'train', trainX.rows);
   const measured = gather(source, selection.indices, 'test', testX.rows);
   const knnOptions = input.knn ?? {};
-  const knnPred = knnPredict(trainX, trainY, testX, knnOptions);
-  const choice = chooseRidgeAlpha(trainX, trainY, {
-    alphas: input.ridgeAlphas,
-    seed: input.seed,
-    valFraction: input.valFraction,
+  const skipped = (): Matrix => ({
+    rows: testX.rows,
+    cols: measured.cols,
+    data: new Float64Array(measured.data.length).fill(NaN),
   });
-  const ridgePred = predictRidge(fitRidge(trainX, trainY, choice.alpha), testX);
-  const rKnn = columnCorrelations(knnPred, measured);
-  const rRidge = columnCorrelations(ridgePred, measured);
+  const knnPred = input.only === 'ridge' ? skipped() : knnPredict(trainX, trainY, testX, knnOptions);
+  const choice =
+    input.only === 'knn'
+      ? { alpha: NaN, search: [] }
+      : chooseRidgeAlpha(trainX, trainY, {
+          alphas: input.ridgeAlphas,
+          seed: input.seed,
+          valFraction: input.valFraction,
+        });
+  const ridgePred = input.only === 'knn' ? skipped() : predictRidge(fitRidge(trainX, trainY, choice.alpha), testX);
+  const correlations = (predicted: Matrix, run: boolean) =>
+    run ? columnCorrelations(predicted, measured) : new Array<number | null>(measured.cols).fill(null);
+  const rKnn = correlations(knnPred, input.only !== 'ridge');
+  const rRidge = correlations(ridgePred, input.only !== 'knn');
   const genes: GeneScore[] = selection.indices.map((gene, g) => ({
     name: source.genes[gene],
     index: gene,

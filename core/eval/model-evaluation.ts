@@ -27,10 +27,8 @@ import {
   type EmbeddedSection,
   type EmbeddingSpace,
 } from './evaluate.js';
-import { columnCorrelations, euclideanDistance, knnPredict, lorentzDistance, selectGenes } from './gene-prediction.js';
-import type { Matrix } from './matrix.js';
+import { euclideanDistance, evaluateGenePrediction, lorentzDistance } from './gene-prediction.js';
 import type { ProbeResult } from './logistic.js';
-import { summarise } from './metrics.js';
 
 export type HeldOutMetrics = Omit<ModelEvaluation, 'seconds' | 'evaluatedAt' | 'error'>;
 
@@ -45,24 +43,19 @@ interface Fold {
 
 /** Mean Pearson r of kNN expression (log-normalised, evaluate.ts's shared target sum) over the most variable genes. */
 function knnMeanR(fold: Fold, space: EmbeddingSpace): { mean: number | null; genes: number } {
-  const source = sharedGeneSource(fold.train, fold.test);
-  const { mostVariable } = selectGenes(source, { top: GENES });
-  const columns = (which: 'train' | 'test', rows: number): Matrix => {
-    const data = new Float64Array(rows * mostVariable.length);
-    mostVariable.forEach((gene, g) => {
-      const values = source[which](gene);
-      for (let i = 0; i < rows; i++) data[i * mostVariable.length + g] = values[i];
-    });
-    return { rows, cols: mostVariable.length, data };
-  };
   const trainX = stack(fold.train, (es) => es.embeddings);
-  const testX = stack(fold.test, (es) => es.embeddings);
-  const predicted = knnPredict(trainX, columns('train', trainX.rows), testX, {
-    k: Math.min(K, trainX.rows),
-    distance: space.curvature === null ? euclideanDistance : lorentzDistance(space.curvature),
+  const { summaryMostVariable } = evaluateGenePrediction({
+    source: sharedGeneSource(fold.train, fold.test),
+    top: GENES,
+    trainX,
+    testX: stack(fold.test, (es) => es.embeddings),
+    knn: {
+      k: Math.min(K, trainX.rows),
+      distance: space.curvature === null ? euclideanDistance : lorentzDistance(space.curvature),
+    },
+    only: 'knn',
   });
-  const r = summarise(columnCorrelations(predicted, columns('test', testX.rows)));
-  return { mean: r.mean, genes: r.n };
+  return { mean: summaryMostVariable.knn.mean, genes: summaryMostVariable.knn.n };
 }
 
 /** The probe of a fold (its test part labelled, and its training part), else null. */
