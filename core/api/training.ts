@@ -204,7 +204,8 @@ function epochOf(m: EpochMetrics): TrainingEpoch {
 
 type MutableStatus = { -readonly [K in keyof TrainingStatus]: TrainingStatus[K] };
 
-function idleStatus(backend: string | null): MutableStatus {
+/** The status before any run (and after a reset), on `backend`. */
+export function idleStatus(backend: string | null): MutableStatus {
   return {
     state: 'idle',
     backend,

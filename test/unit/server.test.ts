@@ -31,6 +31,7 @@ import type {
   TrainingRequest,
   TrainingStatus,
 } from '../../core/api/api.js';
+import { idleStatus } from '../../core/api/training.js';
 import { DataError } from '../../core/readers/errors.js';
 import { bodyLimit, startBrowserServer, type BrowserServer, type TileFiles } from '../../server/browser-server.js';
 import { rawRequest, type RawOptions } from './support/http.js';
@@ -234,28 +235,7 @@ const INFERENCE_IDLE: InferenceStatus = {
   queued: 0,
 };
 
-const TRAINING: TrainingStatus = {
-  state: 'idle',
-  backend: 'CPU via wasm SIMD, 2 threads',
-  modelId: null,
-  modelName: null,
-  preset: null,
-  message: null,
-  epoch: 0,
-  epochs: 0,
-  step: 0,
-  stepsPerEpoch: 0,
-  globalStep: 0,
-  totalSteps: 0,
-  history: [],
-  steps: [],
-  last: null,
-  spotsPerSecond: null,
-  etaSeconds: null,
-  startedAt: null,
-  finishedAt: null,
-  error: null,
-};
+const TRAINING: TrainingStatus = idleStatus('CPU via wasm SIMD, 2 threads');
 
 const CLASS: AnnotationClassInfo = { id: 1, name: 'tumour', color: '#d62728' };
 const ANNOTATIONS: SectionAnnotations = { labels: [null], regions: [], canUndo: false, canRedo: false };
