@@ -47,32 +47,19 @@ export class SpotGrid {
 
   /** The spot whose centre is nearest (px, py) within `radius`, among those `accept` takes; -1 for none. */
   nearest(px: number, py: number, radius: number, accept: (spot: number) => boolean): number {
-    const c0 = this.colOf(px - radius);
-    const c1 = this.colOf(px + radius);
-    const r0 = this.rowOf(py - radius);
-    const r1 = this.rowOf(py + radius);
     let best = -1;
     let bestD = radius * radius;
-    for (let r = r0; r <= r1; r++) {
-      for (let c = c0; c <= c1; c++) {
-        const cell = this.cellIndex(c, r);
-        for (let k = this.start[cell]; k < this.start[cell + 1]; k++) {
-          const i = this.items[k];
-          const dx = this.x[i] - px;
-          const dy = this.y[i] - py;
-          const d = dx * dx + dy * dy;
-          if (d <= bestD && accept(i)) {
-            best = i;
-            bestD = d;
-          }
-        }
+    this.within(px, py, radius, (i, d) => {
+      if (d <= bestD && accept(i)) {
+        best = i;
+        bestD = d;
       }
-    }
+    });
     return best;
   }
 
-  /** Calls `visit` for every spot whose centre lies within `radius` of (px, py). */
-  within(px: number, py: number, radius: number, visit: (spot: number) => void): void {
+  /** Calls `visit` with every spot whose centre lies within `radius` of (px, py), and its squared distance. */
+  within(px: number, py: number, radius: number, visit: (spot: number, squaredDistance: number) => void): void {
     const c0 = this.colOf(px - radius);
     const c1 = this.colOf(px + radius);
     const r0 = this.rowOf(py - radius);
@@ -85,7 +72,8 @@ export class SpotGrid {
           const i = this.items[k];
           const dx = this.x[i] - px;
           const dy = this.y[i] - py;
-          if (dx * dx + dy * dy <= r2) visit(i);
+          const d = dx * dx + dy * dy;
+          if (d <= r2) visit(i, d);
         }
       }
     }
