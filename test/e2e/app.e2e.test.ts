@@ -5,15 +5,15 @@
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SectionSpots, SectionSummary } from '../../core/api/api.js';
 import { Studio } from '../../core/api/studio.js';
 import { demoPath, packageRoot } from '../../core/resources.js';
 import { startBrowserServer, type BrowserServer } from '../../server/browser-server.js';
-import { CHROMIUM, CHROMIUM_ARGS } from '../../bench/chromium.js';
-import { e2eCacheDir, greenPixels, onScreen, openApp, pixels } from './helpers.js';
+import { CHROMIUM } from '../../bench/chromium.js';
+import { e2eCacheDir, greenPixels, launchApp, onScreen, openApp, pixels } from './helpers.js';
 
 const root = packageRoot();
 const rendererDir = join(root, 'dist', 'renderer');
@@ -52,10 +52,8 @@ describe.skipIf(skipReason !== null)('DELST Studio in Chromium (browser mode)', 
     await studio.openPath(demo);
     if (existsSync(second)) await studio.openPath(second);
     sections = await studio.listSections();
-    server = await startBrowserServer({ studio, rendererDir });
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
     // The spots through WebGL2 here (the app picks canvas 2D on software WebGL by itself; a test below covers it).
-    page = await openApp(browser, server.url, problems);
+    ({ server, browser, page } = await launchApp(studio, problems));
   });
 
   afterAll(async () => {
@@ -444,9 +442,7 @@ describe.skipIf(skipReason !== null)('Annotation in Chromium (browser mode, a te
     studio = new Studio({ cacheDir: e2eCacheDir(), projectDir: join(scratch, 'project') });
     [{ id }] = (await studio.openPath(demo)).opened;
     spots = await studio.getSpots(id);
-    server = await startBrowserServer({ studio, rendererDir });
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
-    page = await openApp(browser, server.url, problems, { acceptDownloads: true });
+    ({ server, browser, page } = await launchApp(studio, problems, { acceptDownloads: true }));
   });
 
   afterAll(async () => {
@@ -651,9 +647,7 @@ describe.skipIf(skipReason !== null || !existsSync(second))(
       studio = new Studio({ cacheDir: e2eCacheDir(), projectDir: join(scratch, 'project') });
       [a1] = (await studio.openPath(second)).opened;
       [{ id: demoId }] = (await studio.openPath(demo)).opened;
-      server = await startBrowserServer({ studio, rendererDir });
-      browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
-      page = await openApp(browser, server.url, problems);
+      ({ server, browser, page } = await launchApp(studio, problems));
     });
 
     afterAll(async () => {
@@ -807,9 +801,7 @@ describe.skipIf(skipReason !== null || !existsSync(second))(
       cacheDir = e2eCacheDir();
       // Nothing open at the start: A1 is opened through the path box.
       studio = new Studio({ cacheDir, projectDir: join(scratch, 'project-a') });
-      server = await startBrowserServer({ studio, rendererDir });
-      browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
-      page = await newPage(server.url);
+      ({ server, browser, page } = await launchApp(studio, problems, { acceptDownloads: true }));
     });
 
     afterAll(async () => {
@@ -1040,14 +1032,14 @@ describe.skipIf(skipReason !== null || !existsSync(second))(
       it('imports the exported GeoJSON through the Import button: the same spots, the same classes', async () => {
         await otherPage.locator('[data-testid=open-path]').fill(second);
         await otherPage.locator('[data-testid=open-button]').click();
-        await expect.poll(() => otherPage.locator('[data-testid=section]').count()).toBe(1);
+        await expect.poll(() => otherPage.locator('[data-testid=section]').count(), { timeout: 30_000 }).toBe(1);
         const [{ id: otherId }] = await other.listSections();
         await loaded(otherPage);
         expect((await other.getAnnotations(otherId)).labels.every((l) => l === null)).toBe(true);
         await otherPage.locator('[data-testid=annotate-toggle]').click();
         await otherPage.locator('[data-testid=import-file]').setInputFiles(exported);
         const want = (await studio.getAnnotations(id)).labels;
-        await expect.poll(async () => (await other.getAnnotations(otherId)).labels).toEqual(want);
+        await expect.poll(async () => (await other.getAnnotations(otherId)).labels, { timeout: 30_000 }).toEqual(want);
         for (const name of [CANCER, IMMUNE]) {
           await expect
             .poll(() => legendCount(name, otherPage))
@@ -1091,9 +1083,7 @@ describe.skipIf(skipReason !== null)('Training in Chromium (browser mode, a temp
     scratch = mkdtempSync(join(tmpdir(), 'delst-e2e-train-'));
     studio = new Studio({ cacheDir: e2eCacheDir(), projectDir: join(scratch, 'project') });
     [{ id }] = (await studio.openPath(demo)).opened;
-    server = await startBrowserServer({ studio, rendererDir });
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
-    page = await openApp(browser, server.url, problems);
+    ({ server, browser, page } = await launchApp(studio, problems));
   });
 
   afterAll(async () => {

@@ -7,14 +7,14 @@
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SectionSpots } from '../../core/api/api.js';
 import { Studio } from '../../core/api/studio.js';
 import { packageRoot } from '../../core/resources.js';
-import { startBrowserServer, type BrowserServer } from '../../server/browser-server.js';
-import { CHROMIUM, CHROMIUM_ARGS } from '../../bench/chromium.js';
-import { e2eCacheDir, onScreen, openApp, pixels } from './helpers.js';
+import type { BrowserServer } from '../../server/browser-server.js';
+import { CHROMIUM } from '../../bench/chromium.js';
+import { e2eCacheDir, launchApp, onScreen, pixels } from './helpers.js';
 
 const root = packageRoot();
 const rendererDir = join(root, 'dist', 'renderer');
@@ -48,9 +48,7 @@ describe.skipIf(skipReason !== null)('a bare H&E image: tile, predict, colour (b
     studio = new Studio({ cacheDir: e2eCacheDir() });
     bareId = (await studio.openPath(join(scratch, 'A2-he.png'))).opened[0].id;
     await studio.openPath(join(her2st, 'A1'));
-    server = await startBrowserServer({ studio, rendererDir });
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
-    page = await openApp(browser, server.url, problems);
+    ({ server, browser, page } = await launchApp(studio, problems));
   });
 
   afterAll(async () => {

@@ -3,10 +3,12 @@
 
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Browser, Page } from 'playwright-core';
+import { chromium, type Browser, type Page } from 'playwright-core';
 import sharp from 'sharp';
 import type { SectionSpots } from '../../core/api/api.js';
 import { packageRoot } from '../../core/resources.js';
+import { startBrowserServer, type BrowserServer } from '../../server/browser-server.js';
+import { CHROMIUM, CHROMIUM_ARGS } from '../../bench/chromium.js';
 
 /** The slide cache of the e2e tests, made if need be: pyramids are content-keyed, kept across runs like a user's. */
 export function e2eCacheDir(): string {
@@ -32,6 +34,27 @@ export async function openApp(
   page.on('pageerror', (error) => problems.push(error.message));
   await page.goto(`${url}&drawer=canvas&overlay=webgl`);
   return page;
+}
+
+/**
+ * `studio` behind a browser-mode server on the built renderer, and headless Chromium showing it (see openApp). On a
+ * failure, what did start is closed before the error goes on: the caller never got it to close.
+ */
+export async function launchApp(
+  studio: Parameters<typeof startBrowserServer>[0]['studio'],
+  problems: string[],
+  options: { acceptDownloads?: boolean } = {},
+): Promise<{ server: BrowserServer; browser: Browser; page: Page }> {
+  const server = await startBrowserServer({ studio, rendererDir: join(packageRoot(), 'dist', 'renderer') });
+  let browser: Browser | undefined;
+  try {
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
+    return { server, browser, page: await openApp(browser, server.url, problems, options) };
+  } catch (error) {
+    await browser?.close();
+    await server.close();
+    throw error;
+  }
 }
 
 /** A spot's centre in the viewer, from the overlay's slide -> screen transform (data-view). */

@@ -29,6 +29,11 @@ function delst(...args: string[]) {
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
+/** `delst eval base`, trained and tested on A1 with the given label column, and more options. */
+function evalA1(labelColumn: string, ...options: string[]) {
+  return delst('eval', 'base', '--train', A1, '--test', A1, '--label-column', labelColumn, ...options);
+}
+
 /** Labelled, non-undetermined in-tissue spots with counts of A1's pathologist column, read from the files. */
 async function labelledA1Spots(): Promise<number> {
   const table = (text: string) =>
@@ -53,23 +58,7 @@ async function labelledA1Spots(): Promise<number> {
 describe('delst eval', () => {
   it('scores the probe and the gene predictors as one JSON object, and writes the report', async () => {
     const report = join(tmp, 'report.html');
-    const run = delst(
-      'eval',
-      'base',
-      '--train',
-      A1,
-      '--test',
-      A1,
-      '--label-column',
-      'pathologist',
-      '--json',
-      '--top-genes',
-      '20',
-      '--genes',
-      'ERBB2,NOTAGENE',
-      '--report',
-      report,
-    );
+    const run = evalA1('pathologist', '--json', '--top-genes', '20', '--genes', 'ERBB2,NOTAGENE', '--report', report);
     expect(run.stderr).toBe('');
     expect(run.code).toBe(0);
     const out = JSON.parse(run.stdout);
@@ -130,25 +119,11 @@ describe('delst eval', () => {
     await studio.labelSpots(section.id, indices.slice(20), classes[1].id);
     studio.close();
 
-    const run = delst('eval', 'base', '--train', A1, '--test', A1, '--label-column', 'annotations');
+    const run = evalA1('annotations');
     expect(run.code).toBe(1);
     expect(run.stderr).toMatch(/label column 'annotations' missing in section A1/);
 
-    const withProject = delst(
-      'eval',
-      'base',
-      '--train',
-      A1,
-      '--test',
-      A1,
-      '--label-column',
-      'annotations',
-      '--project',
-      projectDir,
-      '--top-genes',
-      '0',
-      '--json',
-    );
+    const withProject = evalA1('annotations', '--project', projectDir, '--top-genes', '0', '--json');
     expect(withProject.stderr).toBe('');
     expect(withProject.code).toBe(0);
     const out = JSON.parse(withProject.stdout);

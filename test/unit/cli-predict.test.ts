@@ -50,6 +50,11 @@ function delst(...args: string[]) {
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
+/** `delst predict base` on the bare image, trained on A1, with more options. */
+function predictImage(...options: string[]) {
+  return delst('predict', 'base', image, '--train', A1, ...options);
+}
+
 /** A2's in-tissue spot centres in image pixels, from its spots.tsv. */
 async function a2Spots(): Promise<[number, number][]> {
   const [header, ...lines] = (await readFile(join(A2, 'spots.tsv'), 'utf8')).trim().split(/\r?\n/);
@@ -64,12 +69,7 @@ async function a2Spots(): Promise<[number, number][]> {
 describe.skipIf(skip)('delst predict on a bare H&E image', () => {
   it('tiles the tissue in the region, skips the background, and predicts class and genes per tile', async () => {
     const out = join(tmp, 'tiles.csv');
-    const run = delst(
-      'predict',
-      'base',
-      image,
-      '--train',
-      A1,
+    const run = predictImage(
       '--label-column',
       'pathologist',
       '--genes',
@@ -132,7 +132,7 @@ describe.skipIf(skip)('delst predict on a bare H&E image', () => {
   }, 300_000);
 
   it('asks for the pixel size of an image that does not say it, naming the file', () => {
-    const run = delst('predict', 'base', image, '--train', A1, '--out', join(tmp, 'x.csv'));
+    const run = predictImage('--out', join(tmp, 'x.csv'));
     expect(run.code).not.toBe(0);
     expect(run.stderr.trim().split('\n')).toHaveLength(1);
     expect(run.stderr).toMatch(/A2-he\.png.*--microns-per-pixel/);
@@ -142,19 +142,7 @@ describe.skipIf(skip)('delst predict on a bare H&E image', () => {
   it('names a region file that is not GeoJSON polygons, and refuses tiling options for a section with spots', async () => {
     const bad = join(tmp, 'bad.geojson');
     await writeFile(bad, JSON.stringify({ type: 'Point', coordinates: [1, 2] }));
-    const run = delst(
-      'predict',
-      'base',
-      image,
-      '--train',
-      A1,
-      '--out',
-      join(tmp, 'x.csv'),
-      '--microns-per-pixel',
-      '3',
-      '--region',
-      bad,
-    );
+    const run = predictImage('--out', join(tmp, 'x.csv'), '--microns-per-pixel', '3', '--region', bad);
     expect(run.code).not.toBe(0);
     expect(run.stderr.trim()).toBe(`delst predict: ${bad}: no Polygon or MultiPolygon in it`);
     const spotted = delst('predict', 'base', A2, '--train', A1, '--out', join(tmp, 'x.csv'), '--spacing', '50');

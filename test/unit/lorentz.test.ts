@@ -25,22 +25,11 @@ import {
   safeNorm,
   timeComponent,
 } from '../../core/engine/lorentz.js';
+import { SCALE, V_GENE, V_IMG } from './support/golden-batch.js';
 
 beforeAll(async () => {
   await tf.setBackend('cpu');
 });
-
-const V_IMG = [
-  [0.3, -0.2, 0.5],
-  [1.2, 0.4, -0.7],
-  [-0.1, 0.05, 0.02],
-];
-const V_GENE = [
-  [0.1, -0.1, 0.2],
-  [0.5, 0.1, -0.3],
-  [0.0, 0.3, 0.1],
-];
-const SCALE = 1 / 0.07;
 
 interface Golden {
   c: number;

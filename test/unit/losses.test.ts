@@ -21,6 +21,7 @@ import {
 } from '../../core/engine/losses.js';
 import { entailmentLoss, expMap0 } from '../../core/engine/lorentz.js';
 import { Rng } from '../../core/engine/random.js';
+import { SCALE, V_GENE, V_IMG } from './support/golden-batch.js';
 
 /** Seeded uniform [0, 1) from the engine's generator. */
 function mulberry32(seed: number): () => number {
@@ -32,17 +33,6 @@ beforeAll(async () => {
   await tf.setBackend('cpu');
 });
 
-const V_IMG = [
-  [0.3, -0.2, 0.5],
-  [1.2, 0.4, -0.7],
-  [-0.1, 0.05, 0.02],
-];
-const V_GENE = [
-  [0.1, -0.1, 0.2],
-  [0.5, 0.1, -0.3],
-  [0.0, 0.3, 0.1],
-];
-const SCALE = 1 / 0.07;
 // §2.2 at c = 1: contrastive loss and gene -> image entailment of the golden batch.
 const GOLDEN_CONT = 0.747453;
 const GOLDEN_CROSS = 0.703678;
@@ -84,6 +74,15 @@ function terms(inputs: LossInputs, config: LossConfig) {
 /** Pairs as "p>q" strings, sorted, for set comparisons. */
 function pairSet(pairs: PairList): string[] {
   return Array.from(pairs.parents, (p, k) => `${p}>${pairs.children[k]}`).sort();
+}
+
+/** Four spots at the origin with the given nnz: inputs where only the pairing rule matters. */
+function pairingInputs(nnz: Float32Array): LossInputs {
+  return { image: tf.zeros([4, 2]), gene: tf.zeros([4, 2]), curvature: tf.scalar(1), logitScale: tf.scalar(1), nnz };
+}
+
+function disposeInputs(inputs: LossInputs): void {
+  tf.dispose([inputs.image, inputs.gene, inputs.curvature, inputs.logitScale]);
 }
 
 const intraOnly = (overrides: Partial<LossConfig> = {}) => makeLossConfig({ intraModalities: ['gene'], ...overrides });
@@ -394,13 +393,7 @@ describe('intra-modal pairings', () => {
     expect(quantileEdges([10, 20, 30, 40], 3)).toEqual([20, 30]);
     expect(quantileEdges([1, 2, 3, 4, 5], 2)).toEqual([3]);
     expect([10, 20, 30, 40].map((k) => levelOf(k, [20, 30]))).toEqual([0, 1, 2, 2]);
-    const base: LossInputs = {
-      image: tf.zeros([4, 2]),
-      gene: tf.zeros([4, 2]),
-      curvature: tf.scalar(1),
-      logitScale: tf.scalar(1),
-      nnz: Float32Array.of(10, 20, 30, 40),
-    };
+    const base = pairingInputs(Float32Array.of(10, 20, 30, 40));
     const config = makeLossConfig({ intraPairing: 'quantileLevels' });
     // Dataset-wide edges [15, 35]: levels [0, 1, 1, 2]; spots 1 and 2 share a level, so no 1>2 pair.
     expect(pairSet(intraPairs({ ...base, nnzQuantileEdges: [15, 35] }, config))).toEqual([
@@ -412,20 +405,14 @@ describe('intra-modal pairings', () => {
     ]);
     // Without edges: batch quantiles [20, 30], levels [0, 1, 2, 2]; spots 2 and 3 share the top level.
     expect(pairSet(intraPairs(base, config))).toEqual(['0>1', '0>2', '0>3', '1>2', '1>3']);
-    tf.dispose([base.image, base.gene, base.curvature, base.logitScale]);
+    disposeInputs(base);
   });
 
   it('perSectionRank: uses the within-section percentile, not the raw count', () => {
     expect(Array.from(percentileWithinSection([5, 5, 7], [0, 0, 0]))).toEqual([0.25, 0.25, 1]);
     expect(Array.from(percentileWithinSection([3, 9], [0, 1]))).toEqual([0.5, 0.5]);
-    const base: LossInputs = {
-      image: tf.zeros([4, 2]),
-      gene: tf.zeros([4, 2]),
-      curvature: tf.scalar(1),
-      logitScale: tf.scalar(1),
-      // Section 0 is shallow, section 1 deep: raw nnz orders all of section 0 below all of section 1.
-      nnz: Float32Array.of(100, 200, 1000, 3000),
-    };
+    // Section 0 is shallow, section 1 deep: raw nnz orders all of section 0 below all of section 1.
+    const base = pairingInputs(Float32Array.of(100, 200, 1000, 3000));
     const rank = percentileWithinSection(base.nnz, [0, 0, 1, 1]);
     expect(Array.from(rank)).toEqual([0, 1, 0, 1]);
     const config = makeLossConfig({ nnzNormalization: 'perSectionRank', nnzMargin: 0.1 });
@@ -439,7 +426,7 @@ describe('intra-modal pairings', () => {
     expect(pairSet(intraPairs({ ...base, sectionOf: Int32Array.of(0, 0, 1, 1) }, config))).toEqual(expected);
     expect(pairSet(intraPairs(base, makeLossConfig()))).toEqual(['0>1', '0>2', '0>3', '1>2', '1>3', '2>3']);
     expect(() => intraPairs(base, config)).toThrow(/perSectionRank/);
-    tf.dispose([base.image, base.gene, base.curvature, base.logitScale]);
+    disposeInputs(base);
   });
 
   for (const pairing of pairings) {

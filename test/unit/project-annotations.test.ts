@@ -352,20 +352,19 @@ describe('annotations', () => {
     });
 
     it('refuses broken geometry with a message saying what is wrong', () => {
-      expect(() =>
-        annotations.addRegion(a1, {
-          geometry: {
+      const broken: [unknown, RegExp][] = [
+        [
+          {
             type: 'LineString',
             coordinates: [
               [0, 0],
               [1, 1],
             ],
           },
-        }),
-      ).toThrow(/not a Polygon or MultiPolygon/);
-      expect(() =>
-        annotations.addRegion(a1, {
-          geometry: {
+          /not a Polygon or MultiPolygon/,
+        ],
+        [
+          {
             type: 'Polygon',
             coordinates: [
               [
@@ -375,11 +374,10 @@ describe('annotations', () => {
               ],
             ],
           },
-        }),
-      ).toThrow(/fewer than 3 distinct corners/);
-      expect(() =>
-        annotations.addRegion(a1, {
-          geometry: {
+          /fewer than 3 distinct corners/,
+        ],
+        [
+          {
             type: 'Polygon',
             coordinates: [
               [
@@ -390,8 +388,10 @@ describe('annotations', () => {
               ],
             ],
           },
-        }),
-      ).toThrow(/position 1 is not an \[x, y\] pair/);
+          /position 1 is not an \[x, y\] pair/,
+        ],
+      ];
+      for (const [geometry, message] of broken) expect(() => annotations.addRegion(a1, { geometry })).toThrow(message);
       expect(() => annotations.addRegion(a1, { geometry: withHole, id: 'not-a-uuid' })).toThrow(/not a UUID/);
       expect(annotations.regions(a1)).toEqual([]);
     });

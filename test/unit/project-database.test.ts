@@ -19,7 +19,7 @@ import {
   ProjectDatabase,
   type Migration,
 } from '../../core/project/database.js';
-import { DataError } from '../../core/readers/errors.js';
+import { dataError } from './support/data-error.js';
 
 const root = resolve(import.meta.dirname, '../..');
 let scratch: string;
@@ -35,16 +35,6 @@ afterAll(async () => {
 let folderCount = 0;
 function freshFolder(): string {
   return join(scratch, `project-${++folderCount}`);
-}
-
-function dataError(run: () => unknown): DataError {
-  try {
-    run();
-  } catch (error) {
-    expect(error).toBeInstanceOf(DataError);
-    return error as DataError;
-  }
-  throw new Error('expected a DataError');
 }
 
 const section = { name: 'A1', source: '/data/her2st/A1', format: 'legacy-st', fingerprint: 'f00d' };

@@ -18,6 +18,7 @@ import {
 } from '../../core/project/geojson.js';
 import type { SpotPositions } from '../../core/project/geometry.js';
 import { DataError } from '../../core/readers/errors.js';
+import { dataError } from './support/data-error.js';
 
 // A 10 x 8 grid of spots 100 px apart, ids `<col>x<row>`, centres at (100 + 100 col, 100 + 100 row).
 const COLS = 10;
@@ -63,16 +64,6 @@ function newProject(): { annotations: Annotations; sectionId: number; folder: st
   const folder = join(scratch, `project-${++count}`);
   const annotations = Annotations.openProject(folder);
   return { annotations, sectionId: annotations.db.registerSection(SECTION).id, folder };
-}
-
-function dataErrorOf(run: () => unknown): DataError {
-  try {
-    run();
-  } catch (error) {
-    expect(error).toBeInstanceOf(DataError);
-    return error as DataError;
-  }
-  throw new Error('expected a DataError');
 }
 
 /** Everything a section's annotations consist of, by class name, for comparisons across projects. */
@@ -482,7 +473,7 @@ describe('GeoJSON and CSV', () => {
 
   describe('bad GeoJSON files', () => {
     const bad = (text: string) =>
-      dataErrorOf(() => importGeoJsonText(annotations, sectionId, text, '/in/bad.geojson', { spots: SPOTS }));
+      dataError(() => importGeoJsonText(annotations, sectionId, text, '/in/bad.geojson', { spots: SPOTS }));
 
     it('names the file and the line and column of a JSON syntax error', () => {
       const error = bad('{\n  "type": "FeatureCollection",\n  "features": [\n    {"type": "Feature",}\n  ]\n}\n');
@@ -611,8 +602,7 @@ describe('GeoJSON and CSV', () => {
 
     it('names the file and line of what is wrong', () => {
       const bad = (text: string) =>
-        dataErrorOf(() => importCsvText(annotations, sectionId, text, '/in/labels.csv', { spotIds: SPOTS.ids }))
-          .message;
+        dataError(() => importCsvText(annotations, sectionId, text, '/in/labels.csv', { spotIds: SPOTS.ids })).message;
       expect(bad('')).toBe('/in/labels.csv: is empty');
       expect(bad('spot_id,label\n0x0,"tumour\n1x0,x\n')).toBe('/in/labels.csv: line 2: a quoted field is never closed');
       expect(bad('a,b,c\n0x0,1,2\n')).toMatch(
