@@ -181,7 +181,7 @@ async function forceWebgpu(): Promise<BackendInfo> {
   throw new Error(
     'backend "webgpu" requested, but Dawn found no WebGPU adapter: no GPU with a Vulkan, Metal or Direct3D 12 ' +
       'driver it accepts. Use --backend wasm (on Linux without a GPU, a software adapter for testing: ' +
-      'VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json).',
+      'scripts/get-lavapipe.sh, then VK_ICD_FILENAMES=.cache/lavapipe/lvp_icd.json).',
   );
 }
 

@@ -30,7 +30,7 @@ export interface AdapterInfoLike {
   isFallbackAdapter?: boolean;
 }
 
-const SOFTWARE_NAMES = /swiftshader|llvmpipe|lavapipe|softpipe|basic render driver|\bwarp\b/i;
+const SOFTWARE_NAMES = /swiftshader|llvmpipe|lavapipe|softpipe|basic render driver|\bwarp\b|^software$/i;
 
 /** True for a fallback adapter or a known software rasteriser (by vendor, architecture, device or description). */
 export function isSoftwareAdapter(info: AdapterInfoLike): boolean {
