@@ -2,10 +2,9 @@
 // .cache/lavapipe by scripts/get-lavapipe.sh (.ci/run does this; Dawn refuses bookworm's own Mesa 22.3). The same
 // suite runs on Chromium's SwiftShader in webgpu-swiftshader.test.ts. Also here: telling software adapters from GPUs.
 
-import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { isSoftwareAdapter } from '../../core/engine/webgpu/adapter.js';
-import { webgpuSuite } from './support/webgpu-suite.js';
+import { LAVAPIPE_ICD, webgpuSuite } from './support/webgpu-suite.js';
 
 describe('software adapter detection', () => {
   it('knows SwiftShader, llvmpipe and fallback adapters from GPUs', () => {
@@ -28,7 +27,7 @@ describe('software adapter detection', () => {
 
 webgpuSuite({
   name: 'lavapipe',
-  icd: resolve(import.meta.dirname, '../../.cache/lavapipe/lvp_icd.json'),
+  icd: LAVAPIPE_ICD,
   howToGet: 'scripts/get-lavapipe.sh fetches it',
   adapter: { vendor: 'mesa', architecture: 'software' },
   deviceLine: /^software adapter via WebGPU: mesa software \(llvmpipe: Mesa .*\), software$/,

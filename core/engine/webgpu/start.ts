@@ -5,12 +5,9 @@
 // the adapter and device we chose (the package's own registration asks for any adapter, software ones included).
 // Both packages are imported only here, lazily, so a missing or broken dawn.node disables webgpu and nothing else.
 
-import { createRequire } from 'node:module';
 import * as tf from '@tensorflow/tfjs';
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 import { describeAdapter, type AdapterDescription } from './adapter.js';
-
-const require = createRequire(import.meta.url);
 
 /** Why the device can no longer be trusted: its results after this point are not used. */
 export interface GpuFault {
@@ -62,8 +59,11 @@ function exposeNavigatorGpu(g: GPU): void {
  * no adapter, or when it is a software one and `allowSoftware` is false; throws when Dawn itself fails to load.
  */
 export async function startWebgpu(allowSoftware: boolean): Promise<AdapterDescription | null> {
-  // tfjs first: with navigator.gpu already set, its import would register a backend of its own.
-  const pkg = require('@tensorflow/tfjs-backend-webgpu') as { WebGPUBackend: typeof WebGPUBackend };
+  // tfjs first: with navigator.gpu already set, its import would register a backend of its own. (A dynamic import,
+  // not a require, so that bundlers see it: the GPU check bundles the engine for a machine without node_modules.)
+  type WebgpuPackage = { WebGPUBackend: typeof WebGPUBackend };
+  const imported = (await import('@tensorflow/tfjs-backend-webgpu')) as WebgpuPackage & { default?: WebgpuPackage };
+  const pkg = imported.default ?? imported; // Node imports its CommonJS build: the exports are on `default`
   const dawn = (await import('webgpu')) as { create(options: string[]): GPU; globals: Record<string, unknown> };
   gpu ??= dawn.create([]);
   // GPUBufferUsage, GPUMapMode, ... are globals in a browser; the backend reads them at run time.

@@ -42,17 +42,20 @@ export interface VulkanDriver {
   deviceLine: RegExp;
 }
 
-const TINY = {
+/** A model small enough for a software driver. */
+export const TINY = {
   image: { inputSize: 16, stemWidth: 8, stageWidths: [8, 8, 8, 8], blocksPerStage: [1, 1, 1, 1] },
   gene: { panelSize: 50, hidden: 16 },
   embedDim: 16,
 };
 const root = resolve(import.meta.dirname, '../../..');
-const A1 = resolve(root, '../shared/data/her2st/A1');
+export const A1 = resolve(root, '../shared/data/her2st/A1');
+/** Mesa's lavapipe as scripts/get-lavapipe.sh unpacks it. */
+export const LAVAPIPE_ICD = resolve(root, '.cache/lavapipe/lvp_icd.json');
 const noA1 = !existsSync(A1);
 const noDist = !existsSync(join(root, 'dist/cli/train.js'));
 /** In-tissue spots of the small copy of A1 the runs below use: two batches of 4 where batched. */
-const SPOTS = 6;
+export const SPOTS = 6;
 
 const compare = (f: () => tf.Tensor[], tol?: number) => compareWithCpu('webgpu', f, tol);
 
@@ -60,7 +63,7 @@ const compare = (f: () => tf.Tensor[], tol?: number) => compareWithCpu('webgpu',
  * A copy of A1 in `dir` with only its first `spots` in-tissue spots under tissue (spots.tsv's `selected`), the
  * other files copied: the engine reads in-tissue spots only, so everything run on it is small.
  */
-async function tinySection(dir: string, spots: number): Promise<string> {
+export async function tinySection(dir: string, spots: number): Promise<string> {
   await mkdir(dir, { recursive: true });
   for (const file of ['counts.tsv.gz', 'image.png', 'scalefactors_json.json']) {
     await copyFile(join(A1, file), join(dir, file)); // the readers take no symlinks

@@ -1,0 +1,100 @@
+// What bench/device/gpu-check.sh runs on a lent GPU machine, bundled into one file by bench/device/pack.sh (the
+// machine has no Node packages and no network). Each subcommand prints one JSON object:
+//   adapters        what Dawn offers and what `--backend auto` picks there (it must take a hardware adapter)
+//   train ARGS...   `npm run bench -- train ARGS...` (the engine's fixed configuration)
+//   oom             fills GPU memory between training steps: the fault watcher must report 'out-of-memory', and a
+//                   new process (as `delst train --resume` would be) must train again once the memory is freed
+
+import { spawnSync } from 'node:child_process';
+import * as tf from '@tensorflow/tfjs';
+import { initBackend } from '../../core/engine/backend.js';
+import { DEFAULT_MODEL_CONFIG } from '../../core/engine/config.js';
+import { makeLossConfig } from '../../core/engine/losses.js';
+import { DelstModel } from '../../core/engine/models/delst-model.js';
+import { AdamW } from '../../core/engine/optimizer.js';
+import { Rng } from '../../core/engine/random.js';
+import { trainStepAsync } from '../../core/engine/trainer.js';
+import { probeAdapter } from '../../core/engine/webgpu/adapter.js';
+import { webgpuDevice, webgpuFault } from '../../core/engine/webgpu/start.js';
+import { benchTrain } from '../train.js';
+
+async function adapters(): Promise<object> {
+  const probe = await probeAdapter();
+  const auto = await initBackend('auto');
+  return { probe, auto: { name: auto.name, device: auto.device, adapter: auto.adapter ?? null } };
+}
+
+/** One training step of the fixed configuration at batch 16 on random data; its loss, or the error it threw. */
+async function oneStep(seed: number): Promise<{ loss?: number; error?: string }> {
+  const config = DEFAULT_MODEL_CONFIG;
+  const model = new DelstModel(config, seed);
+  const optimizer = new AdamW(model.store.trainableEntries(), { weightDecay: 0.2 });
+  const rng = new Rng(seed);
+  const b = 16;
+  const n = config.image.inputSize;
+  const patches = tf.tensor4d(
+    Float32Array.from({ length: b * n * n * 3 }, () => rng.int(256)),
+    [b, n, n, 3],
+  );
+  const expression = tf.tensor2d(
+    Float32Array.from({ length: b * config.gene.panelSize }, () => (rng.chance(0.3) ? rng.uniform(0, 4) : 0)),
+    [b, config.gene.panelSize],
+  );
+  const nnz = Float32Array.from({ length: b }, () => 500 + rng.int(3000));
+  const batch = { patches, expression, nnz, nnzRank: nnz.map((v) => v / 3500), sectionIndex: new Int32Array(b) };
+  try {
+    const step = await trainStepAsync({ model, optimizer, loss: makeLossConfig({ mode: 'delst' }) }, batch, {
+      lr: 1e-4,
+      dropoutSeed: seed,
+      pairSeed: seed,
+    });
+    return { loss: step.loss };
+  } catch (error) {
+    return { error: (error as Error).message };
+  } finally {
+    tf.dispose([patches, expression]);
+    optimizer.dispose();
+    model.dispose();
+  }
+}
+
+/**
+ * Out-of-memory on the real device: after a good step, allocate the adapter's largest buffers (at most 256 GiB in
+ * all) until Dawn reports an error, try a step, free them, and train for a few steps in a new process.
+ */
+async function oom(): Promise<object> {
+  const info = await initBackend('webgpu');
+  const before = await oneStep(1);
+  const device = webgpuDevice()!;
+  const size = Math.min(info.adapter!.maxBufferSize, 4 * 2 ** 30);
+  const hogs: GPUBuffer[] = [];
+  let allocatedGiB = 0;
+  while (!webgpuFault() && allocatedGiB < 256) {
+    const buffer = device.createBuffer({ size, usage: GPUBufferUsage.STORAGE });
+    hogs.push(buffer);
+    allocatedGiB += size / 2 ** 30;
+    // Writing a byte makes the driver back the buffer; the queue's completion delivers any error event.
+    device.queue.writeBuffer(buffer, size - 4, new Uint32Array([1]));
+    await device.queue.onSubmittedWorkDone();
+  }
+  const fault = webgpuFault();
+  const during = await oneStep(2);
+  for (const buffer of hogs) buffer.destroy();
+  const again = ['train', '--backend', 'webgpu', '--batch', '16', '--steps', '5', '--warmup', '1'];
+  const child = spawnSync(process.execPath, [process.argv[1], ...again], { encoding: 'utf8', timeout: 300_000 });
+  const afterInNewProcess =
+    child.status === 0
+      ? (JSON.parse(child.stdout) as object)
+      : { exit: child.status, stderr: child.stderr.slice(-2000) };
+  return { adapter: info.device, before, allocatedGiB, fault, during, afterInNewProcess };
+}
+
+const [command, ...args] = process.argv.slice(2);
+const commands: Record<string, () => Promise<object>> = { adapters, oom, train: () => benchTrain(args) };
+const run = command ? commands[command] : undefined;
+if (!run) {
+  console.error(`usage: gpu-check <${Object.keys(commands).join('|')}> [options]`);
+  process.exitCode = 2;
+} else {
+  console.log(JSON.stringify(await run(), null, 2));
+}
