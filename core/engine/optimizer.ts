@@ -9,11 +9,13 @@
 // which is PyTorch's order (decay first, from the pre-update value) and its placement of eps (outside the root).
 // eps defaults to 1e-8 (PyTorch's and MERU's): in float32, sqrt(v_hat) + 1e-8 is safe because v_hat >= 0, and a
 // param whose gradient is exactly 0 gets a zero update (m = 0). Biases, norms, alpha, curvature and the logit
-// scale carry decay: false in the ParamStore (MERU's intent; see the `or` quirk of §3).
+// scale carry decay: false in the ParamStore (MERU's intent; see the `or` quirk of §3). On webgpu the same update
+// runs as three fused shaders per param (webgpu/adamw.ts).
 
 import * as tf from '@tensorflow/tfjs';
 import type { NamedArray, OptimizerState } from './checkpoint.js';
 import type { ParamEntry } from './params.js';
+import { adamwUpdateWebgpu } from './webgpu/adamw.js';
 
 export interface AdamWSettings {
   readonly beta1: number;
@@ -86,10 +88,20 @@ export class AdamW {
     const sqrtCorrection2 = Math.sqrt(1 - beta2 ** this.t);
     const decayFactor = 1 - lr * weightDecay;
     const stepSize = lr / correction1;
+    const fused = tf.getBackend() === 'webgpu';
     tf.tidy(() => {
       for (const slot of this.slots) {
         const g = grads[slot.variable.name];
         if (!g) continue;
+        if (fused) {
+          const constants = { beta1, beta2, epsilon, stepSize, sqrtCorrection2 };
+          const decay = slot.decay && weightDecay !== 0 ? decayFactor : 1;
+          const next = adamwUpdateWebgpu(slot.variable, g, slot.m, slot.v, { ...constants, decayFactor: decay });
+          slot.m.assign(next.m);
+          slot.v.assign(next.v);
+          slot.variable.assign(next.param);
+          continue;
+        }
         const m = tf.add(tf.mul(slot.m, beta1), tf.mul(g, 1 - beta1));
         const v = tf.add(tf.mul(slot.v, beta2), tf.mul(tf.square(g), 1 - beta2));
         slot.m.assign(m);

@@ -188,6 +188,44 @@ export function webgpuSuite(driver: VulkanDriver): void {
       });
     });
 
+    it("updates params with AdamW's fused shaders as the generic ops do on cpu", async () => {
+      const generic: Record<string, number> = {};
+      let variables = 0;
+      await compare(() => {
+        const shapes = [[3, 5], [7], [2, 3, 4, 2]];
+        const entries = shapes.map((shape, i) => ({
+          name: `p${i}`,
+          variable: tf.variable(randTensor(shape, 40 + i), true, `adamw-check-${variables++}`),
+          shape,
+          size: shape.reduce((a, b) => a * b, 1),
+          trainable: true,
+          decay: i !== 1,
+        }));
+        const optimizer = new AdamW(entries, { weightDecay: 0.2 });
+        const engine = tf.engine();
+        const runKernel = engine.runKernel.bind(engine);
+        let kernels = 0;
+        engine.runKernel = (...args: Parameters<typeof runKernel>) => (kernels++, runKernel(...args));
+        for (let step = 0; step < 3; step++) {
+          const grads = Object.fromEntries(
+            entries.map((e, i) => [e.variable.name, randTensor(shapes[i], 50 + 10 * step + i)]),
+          );
+          const before = kernels;
+          optimizer.apply(grads, 0.01);
+          generic[tf.getBackend()] = kernels - before;
+          tf.dispose(Object.values(grads));
+        }
+        engine.runKernel = runKernel;
+        const state = [...optimizer.exportState().slots.values()] as tf.Tensor[]; // AdamW's slots are tensors
+        const out = [...entries.map((e) => e.variable), ...state].map((t) => tf.clone(t));
+        optimizer.dispose();
+        tf.dispose(entries.map((e) => e.variable));
+        return out;
+      }, 1e-5);
+      expect(generic.cpu).toBeGreaterThan(30); // about fourteen elementwise ops per param ...
+      expect(generic.webgpu).toBe(0); // ... and none but our three shaders on webgpu
+    });
+
     it('gives max-pool, gather and matMul gradients as on cpu (stock webgpu kernels)', async () => {
       await compare(() => {
         const x = randTensor([2, 9, 9, 3], 21) as tf.Tensor4D;
