@@ -382,8 +382,9 @@ function computeStep(
   }, variables);
   const gradList = Object.values(grads).filter((g): g is tf.Tensor => g != null);
   const read = tf.tidy(() => {
-    const squares = gradList.map((g) => tf.sum(tf.square(g)));
-    const gradSq = squares.length > 0 ? tf.addN(squares) : tf.scalar(0);
+    // One reduction over all gradients laid end to end: on a GPU, a square and a sum per param were ~150 dispatches.
+    const flat = gradList.length > 0 ? tf.concat(gradList.map((g) => tf.reshape(g, [-1]))) : tf.zeros([1]);
+    const gradSq = tf.sum(tf.square(flat));
     return tf.concat([stats as unknown as tf.Tensor1D, tf.reshape(value, [1]), tf.reshape(gradSq, [1])]);
   });
   tf.dispose([stats as unknown as tf.Tensor, value]);
