@@ -81,6 +81,35 @@ export async function tinySection(dir: string, spots: number): Promise<string> {
   return dir;
 }
 
+/**
+ * A two-epoch run of one step each in `out` that a GPU failure (`error`, its message matching `reason`) ended in
+ * epoch 2: the message names the step and epoch 1's checkpoint, which stays current, and `delst train --resume
+ * --backend BACKEND` in a new process finishes the run. Returns that run's summary.
+ */
+export async function expectResumableAfterGpuFailure(
+  error: unknown,
+  reason: RegExp,
+  section: string,
+  out: string,
+  backend: 'wasm' | 'webgpu',
+): Promise<Record<string, unknown>> {
+  expect(error).toBeInstanceOf(DeviceFailureError);
+  const where =
+    / at epoch 2, step 1 of 1; training stopped without saving this state and the last good checkpoint \(epoch 1, step 1\) stays current in .*--resume/s;
+  expect((error as Error).message).toMatch(new RegExp(reason.source + where.source, 's'));
+  expect(hasCheckpoint(out)).toBe(true);
+  expect((await loadCheckpoint(out)).manifest.epoch).toBe(1);
+  const resumed = spawnSync(
+    process.execPath,
+    [join(root, 'bin/delst.js'), 'train', section, '--out', out, '--resume', '--backend', backend, '--json'],
+    { encoding: 'utf8', timeout: 60_000 },
+  );
+  expect(resumed.status, resumed.stderr).toBe(0);
+  const summary = JSON.parse(resumed.stdout.trim().split('\n').pop()!) as Record<string, unknown>;
+  expect(summary).toMatchObject({ status: 'completed', epochs: 2, backend, resumedFrom: { epoch: 1 } });
+  return summary;
+}
+
 /** The tiny section, its gene panel and the TINY config over that panel. */
 async function tinyData(dir: string): Promise<{ section: Section; panel: GenePanel; config: ModelConfig }> {
   const { sections } = await openSections(dir);
@@ -411,21 +440,7 @@ export function webgpuSuite(driver: VulkanDriver): void {
           augment: null,
           faults: { beforeStep: (epoch) => (epoch === 2 ? webgpuDevice()?.destroy() : undefined) },
         });
-        const error = await run.catch((e: unknown) => e);
-        expect(error).toBeInstanceOf(DeviceFailureError);
-        expect((error as Error).message).toMatch(
-          /GPU .* at epoch 2, step 1 of 1; training stopped without saving this state and the last good checkpoint \(epoch 1, step 1\) stays current in .*--resume/,
-        );
-        expect(hasCheckpoint(out)).toBe(true);
-        expect((await loadCheckpoint(out)).manifest.epoch).toBe(1);
-        const resumed = spawnSync(
-          process.execPath,
-          [join(root, 'bin/delst.js'), 'train', tiny, '--out', out, '--resume', '--backend', 'wasm', '--json'],
-          { encoding: 'utf8', timeout: 60_000 },
-        );
-        expect(resumed.status, resumed.stderr).toBe(0);
-        const summary = JSON.parse(resumed.stdout.trim().split('\n').pop()!);
-        expect(summary).toMatchObject({ status: 'completed', epochs: 2, backend: 'wasm', resumedFrom: { epoch: 1 } });
+        await expectResumableAfterGpuFailure(await run.catch((e: unknown) => e), /GPU .*/, tiny, out, 'wasm');
       },
       120_000, // a wasm epoch in a child
     );
