@@ -88,6 +88,7 @@ step oom 180 "$node" "$check" oom
     pytorch: pytorch && { device: pytorch.device, medianStepSeconds: pytorch.medianStepSeconds },
     pytorchNoTf32: noTf32 && { medianStepSeconds: noTf32.medianStepSeconds },
     ratioToPytorch: ratio(pytorch),
+    webgpuDispatchesPerStep: webgpu?.dispatchesPerStep ?? null,
     ratioToPytorchNoTf32: ratio(noTf32),
     webgpuBatch256: big && { medianStepSeconds: big.medianStepSeconds, spotsPerSecond: big.spotsPerSecond },
     oom: oom && { allocatedGiB: oom.allocatedGiB, fault: oom.fault, during: oom.during,
