@@ -9,14 +9,12 @@ import { spawnSync } from 'node:child_process';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend } from '../../core/engine/backend.js';
 import { DEFAULT_MODEL_CONFIG } from '../../core/engine/config.js';
-import { makeLossConfig } from '../../core/engine/losses.js';
 import { DelstModel } from '../../core/engine/models/delst-model.js';
 import { AdamW } from '../../core/engine/optimizer.js';
-import { Rng } from '../../core/engine/random.js';
 import { trainStepAsync } from '../../core/engine/trainer.js';
 import { probeAdapter } from '../../core/engine/webgpu/adapter.js';
 import { webgpuDevice, webgpuFault } from '../../core/engine/webgpu/start.js';
-import { benchTrain } from '../train.js';
+import { benchBatch, benchLoss, benchTrain } from '../train.js';
 
 async function adapters(): Promise<object> {
   const probe = await probeAdapter();
@@ -24,35 +22,18 @@ async function adapters(): Promise<object> {
   return { probe, auto: { name: auto.name, device: auto.device, adapter: auto.adapter ?? null } };
 }
 
-/** One training step of the fixed configuration at batch 16 on random data; its loss, or the error it threw. */
+/** One training step of the fixed configuration at batch 16 on the bench's data; its loss, or the error it threw. */
 async function oneStep(seed: number): Promise<{ loss?: number; error?: string }> {
-  const config = DEFAULT_MODEL_CONFIG;
-  const model = new DelstModel(config, seed);
+  const model = new DelstModel(DEFAULT_MODEL_CONFIG, seed);
   const optimizer = new AdamW(model.store.trainableEntries(), { weightDecay: 0.2 });
-  const rng = new Rng(seed);
-  const b = 16;
-  const n = config.image.inputSize;
-  const patches = tf.tensor4d(
-    Float32Array.from({ length: b * n * n * 3 }, () => rng.int(256)),
-    [b, n, n, 3],
-  );
-  const expression = tf.tensor2d(
-    Float32Array.from({ length: b * config.gene.panelSize }, () => (rng.chance(0.3) ? rng.uniform(0, 4) : 0)),
-    [b, config.gene.panelSize],
-  );
-  const nnz = Float32Array.from({ length: b }, () => 500 + rng.int(3000));
-  const batch = { patches, expression, nnz, nnzRank: nnz.map((v) => v / 3500), sectionIndex: new Int32Array(b) };
+  const batch = benchBatch(DEFAULT_MODEL_CONFIG, 16);
   try {
-    const step = await trainStepAsync({ model, optimizer, loss: makeLossConfig({ mode: 'delst' }) }, batch, {
-      lr: 1e-4,
-      dropoutSeed: seed,
-      pairSeed: seed,
-    });
-    return { loss: step.loss };
+    const settings = { lr: 1e-4, dropoutSeed: seed, pairSeed: seed };
+    return { loss: (await trainStepAsync({ model, optimizer, loss: benchLoss() }, batch, settings)).loss };
   } catch (error) {
     return { error: (error as Error).message };
   } finally {
-    tf.dispose([patches, expression]);
+    tf.dispose([batch.patches, batch.expression]);
     optimizer.dispose();
     model.dispose();
   }
