@@ -20,6 +20,7 @@ import { selectGenePanel, type GenePanel } from '../../../core/engine/gene-panel
 import { makeLossConfig } from '../../../core/engine/losses.js';
 import { decodeNpy } from '../../../core/engine/npy.js';
 import { DelstModel } from '../../../core/engine/models/delst-model.js';
+import { batchNormTrain } from '../../../core/engine/ops/batch-norm.js';
 import { AdamW } from '../../../core/engine/optimizer.js';
 import { Rng } from '../../../core/engine/random.js';
 import { DeviceFailureError, train, trainStepAsync } from '../../../core/engine/trainer.js';
@@ -254,6 +255,56 @@ export function webgpuSuite(driver: VulkanDriver): void {
       expect(generic.cpu).toBeGreaterThan(30); // about fourteen elementwise ops per param ...
       expect(generic.webgpu).toBe(0); // ... and none but our three shaders on webgpu
     });
+
+    // Odd sizes, one row, one channel; [8,56,56,4]: 784 chunks of 32 rows, a dozen per thread of the second round;
+    // [20,64,64,1]: M = 81 920, the second round's larger workgroup.
+    const bnShapes: [number, number, number, number][] = [
+      [2, 7, 5, 3],
+      [4, 16, 16, 32],
+      [1, 1, 1, 8],
+      [3, 5, 7, 1],
+      [8, 56, 56, 4],
+      [20, 64, 64, 1],
+    ];
+    it.each(bnShapes)(
+      'batchNormTrain and its gradients on [%i,%i,%i,%i] in fused shaders, as on cpu',
+      async (...shape) => {
+        const ops: Record<string, number> = {};
+        let fused = 0;
+        await compare(() => {
+          const c = shape[3];
+          const x = tf.add(tf.mul(randTensor(shape, 60), 3), 5) as tf.Tensor4D; // off-centre, as activations are
+          const gamma = tf.add(randTensor([c], 61), 1) as tf.Tensor1D;
+          const beta = randTensor([c], 62) as tf.Tensor1D;
+          const dy = randTensor(shape, 63);
+          const engine = tf.engine();
+          const runKernel = engine.runKernel.bind(engine);
+          let kernels = 0;
+          engine.runKernel = (...args: Parameters<typeof runKernel>) => (kernels++, runKernel(...args));
+          const backend = tf.backend() as unknown as { runWebGPUProgram?: (p: { shaderKey: string }) => unknown };
+          const runProgram = backend.runWebGPUProgram;
+          if (runProgram) {
+            backend.runWebGPUProgram = (...args) => {
+              if (args[0].shaderKey.startsWith('delstBn')) fused++;
+              return runProgram.apply(backend, args);
+            };
+          }
+          try {
+            const { y, mean, variance } = batchNormTrain(x, gamma, beta);
+            const grads = tf.grads((a, g, b) =>
+              tf.sum(tf.mul(batchNormTrain(a as tf.Tensor4D, g as tf.Tensor1D, b as tf.Tensor1D).y, dy)),
+            )([x, gamma, beta]);
+            ops[tf.getBackend()] = kernels;
+            return [y, mean, variance, ...grads];
+          } finally {
+            engine.runKernel = runKernel;
+            if (runProgram) backend.runWebGPUProgram = runProgram;
+          }
+        });
+        expect(fused).toBe(12); // 4 shaders for each of the two forwards, 4 for the backward ...
+        expect(ops.webgpu).toBeLessThan(ops.cpu - 40); // ... in place of about 26 generic ops per pass on cpu
+      },
+    );
 
     it('gives max-pool, gather and matMul gradients as on cpu (stock webgpu kernels)', async () => {
       await compare(() => {
