@@ -356,10 +356,12 @@ export function webgpuSuite(driver: VulkanDriver): void {
         const after = Float32Array.from(
           await tf.concat(model.store.trainable().map((v) => tf.reshape(v, [-1]))).data(),
         );
+        const running = model.store.entries((e) => e.name.includes('.running'));
+        const statistics = Float32Array.from(await tf.concat(running.map((e) => tf.reshape(e.variable, [-1]))).data());
         tf.dispose([patches, expression]);
         optimizer.dispose();
         model.dispose();
-        return { losses, before, after };
+        return { losses, before, after, statistics };
       };
       const ref = await twoSteps('cpu');
       const got = await twoSteps('webgpu');
@@ -374,6 +376,7 @@ export function webgpuSuite(driver: VulkanDriver): void {
       }
       expect(moved).toBeGreaterThan(1e-4); // the parameters changed ...
       expect(worst).toBeLessThan(1e-3 * moved + 1e-5); // ... as on cpu
+      expectClose([got.statistics], [ref.statistics], 1e-4); // BatchNorm's running statistics too
       expect(backendFault()).toBeNull();
     });
 
