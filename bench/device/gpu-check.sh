@@ -7,8 +7,9 @@
 #   webgpu          `npm run bench -- train --backend webgpu --json`: the engine's fixed configuration, batch 64
 #   pytorch         the same configuration in PyTorch on CUDA (bench/reference/delst_train_step.py), TF32 as PyTorch
 #                   defaults, then with TF32 off (tfjs computes in full float32)
-#   webgpu-b256     batch 256, to see how the WebGPU step scales where the GPU is not yet full
 #   oom             GPU memory filled mid-run: the fault watcher must say 'out-of-memory'; a new process trains
+#   webgpu-b256     batch 256, to see how the WebGPU step scales where the GPU is not yet full
+#   webgpu-submit200  batch 64 with 200 dispatches per queue submit instead of tfjs's 15 (host cost per submit)
 # Steps stop being started once DEADLINE seconds (default 480) have passed, so the call ends inside its limit.
 # Rehearsal without a GPU (a copy of the tracked tree plus .device, a CPU Vulkan driver, PyTorch on the CPU):
 #   VK_ICD_FILENAMES=$PWD/.cache/lavapipe/lvp_icd.json REFERENCE_DEVICE=cpu PYTHON=/usr/bin/python3 QUICK=1 \
@@ -65,8 +66,9 @@ step webgpu 240 "$node" "$check" train --backend webgpu "${sizes[@]}" --json
 reference=("$python" bench/reference/delst_train_step.py --device "$reference_device" "${sizes[@]}" --json)
 step pytorch 120 "${reference[@]}"
 step pytorch-no-tf32 120 "${reference[@]}" --no-tf32
-step webgpu-b256 180 "$node" "$check" train --backend webgpu "${big[@]}" --json
 step oom 180 "$node" "$check" oom
+step webgpu-b256 180 "$node" "$check" train --backend webgpu "${big[@]}" --json
+step webgpu-submit200 180 "$node" "$check" train --backend webgpu "${sizes[@]}" --submit-batch 200 --json
 
 # The figures the issue asks for, and their ratio (PyTorch's median step over ours: 0.5 is the target).
 "$node" --input-type=module -e "
@@ -78,8 +80,8 @@ step oom 180 "$node" "$check" oom
     const text = readFileSync(file, 'utf8');
     try { return JSON.parse(text.slice(text.startsWith('{') ? 0 : text.lastIndexOf('\\n{') + 1)); } catch { return null; }
   };
-  const [adapters, webgpu, pytorch, noTf32, big, oom] =
-    ['adapters', 'webgpu', 'pytorch', 'pytorch-no-tf32', 'webgpu-b256', 'oom'].map(read);
+  const [adapters, webgpu, pytorch, noTf32, big, oom, submit200] =
+    ['adapters', 'webgpu', 'pytorch', 'pytorch-no-tf32', 'webgpu-b256', 'oom', 'webgpu-submit200'].map(read);
   const ratio = (ref) => (webgpu && ref ? Number((ref.medianStepSeconds / webgpu.medianStepSeconds).toFixed(3)) : null);
   console.log(JSON.stringify({
     autoPicks: adapters?.auto ?? null,
@@ -91,6 +93,7 @@ step oom 180 "$node" "$check" oom
     webgpuDispatchesPerStep: webgpu?.dispatchesPerStep ?? null,
     ratioToPytorchNoTf32: ratio(noTf32),
     webgpuBatch256: big && { medianStepSeconds: big.medianStepSeconds, spotsPerSecond: big.spotsPerSecond },
+    webgpuSubmitBatch200: submit200 && { medianStepSeconds: submit200.medianStepSeconds },
     oom: oom && { allocatedGiB: oom.allocatedGiB, fault: oom.fault, during: oom.during,
       trainsAgain: !!oom.afterInNewProcess?.medianStepSeconds },
   }, null, 2));

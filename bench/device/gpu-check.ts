@@ -1,7 +1,8 @@
 // What bench/device/gpu-check.sh runs on a lent GPU machine, bundled into one file by bench/device/pack.sh (the
 // machine has no Node packages and no network). Each subcommand prints one JSON object:
 //   adapters        what Dawn offers and what `--backend auto` picks there (it must take a hardware adapter)
-//   train ARGS...   `npm run bench -- train ARGS...` (the engine's fixed configuration)
+//   train ARGS...   `npm run bench -- train ARGS...` (the engine's fixed configuration); `--submit-batch N` first
+//                   sets how many dispatches tfjs-webgpu records before each queue submit (its default: 15)
 //   oom             fills GPU memory between training steps: the fault watcher must report 'out-of-memory', and a
 //                   new process (as `delst train --resume` would be) must train again once the memory is freed
 
@@ -70,8 +71,20 @@ async function oom(): Promise<object> {
   return { adapter: info.device, before, allocatedGiB, fault, during, afterInNewProcess };
 }
 
+/** The train bench, after setting tfjs-webgpu's submit batch where `--submit-batch N` asks for it. */
+async function train(args: string[]): Promise<object> {
+  const at = args.indexOf('--submit-batch');
+  if (at < 0) return benchTrain(args);
+  const size = Number(args[at + 1]);
+  if (!Number.isInteger(size) || size < 1) throw new Error('--submit-batch needs a whole number >= 1');
+  await initBackend('webgpu'); // the flag exists once the webgpu backend is loaded
+  tf.env().set('WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE', size);
+  const result = await benchTrain([...args.slice(0, at), ...args.slice(at + 2)]);
+  return { ...result, submitBatch: size };
+}
+
 const [command, ...args] = process.argv.slice(2);
-const commands: Record<string, () => Promise<object>> = { adapters, oom, train: () => benchTrain(args) };
+const commands: Record<string, () => Promise<object>> = { adapters, oom, train: () => train(args) };
 const run = command ? commands[command] : undefined;
 if (!run) {
   console.error(`usage: gpu-check <${Object.keys(commands).join('|')}> [options]`);
