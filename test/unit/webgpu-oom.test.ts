@@ -9,9 +9,15 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { train } from '../../core/engine/trainer.js';
 import { webgpuDevice } from '../../core/engine/webgpu/start.js';
-import { A1, expectResumableAfterGpuFailure, LAVAPIPE_ICD, SPOTS, TINY, tinySection } from './support/webgpu-suite.js';
+import {
+  A1,
+  expectResumableAfterGpuFailure,
+  LAVAPIPE_ICD,
+  SPOTS,
+  tinySection,
+  trainFailingInEpoch2,
+} from './support/webgpu-suite.js';
 
 const root = resolve(import.meta.dirname, '../..');
 const missing = [
@@ -37,22 +43,10 @@ describe.skipIf(!!missing)(
       const tiny = await tinySection(join(tmp, 'A1-tiny'), SPOTS);
       const out = join(tmp, 'run');
       const hogs: GPUBuffer[] = [];
-      const error = await train({
-        sections: [tiny],
-        out,
-        epochs: 2,
-        batchSize: SPOTS, // one step per epoch
-        backend: 'webgpu',
-        modelConfig: TINY,
-        augment: null,
-        faults: {
-          beforeStep: (epoch) => {
-            if (epoch !== 2) return;
-            const device = webgpuDevice()!;
-            hogs.push(device.createBuffer({ size: device.limits.maxBufferSize, usage: GPUBufferUsage.STORAGE }));
-          },
-        },
-      }).catch((e: unknown) => e);
+      const error = await trainFailingInEpoch2(tiny, out, () => {
+        const device = webgpuDevice()!;
+        hogs.push(device.createBuffer({ size: device.limits.maxBufferSize, usage: GPUBufferUsage.STORAGE }));
+      });
       for (const buffer of hogs) buffer.destroy();
       const summary = await expectResumableAfterGpuFailure(
         error,

@@ -82,6 +82,23 @@ export async function tinySection(dir: string, spots: number): Promise<string> {
   return dir;
 }
 
+/** Trains TINY on webgpu for two epochs of one step each, running `fault` before epoch 2; what train() threw. */
+export function trainFailingInEpoch2(section: string, out: string, fault: () => void): Promise<unknown> {
+  return train({
+    sections: [section],
+    out,
+    epochs: 2,
+    batchSize: SPOTS, // one step per epoch
+    backend: 'webgpu',
+    modelConfig: TINY,
+    augment: null,
+    faults: { beforeStep: (epoch) => (epoch === 2 ? fault() : undefined) },
+  }).then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+}
+
 /**
  * A two-epoch run of one step each in `out` that a GPU failure (`error`, its message matching `reason`) ended in
  * epoch 2: the message names the step and epoch 1's checkpoint, which stays current, and `delst train --resume
@@ -484,17 +501,8 @@ export function webgpuSuite(driver: VulkanDriver): void {
       'ends a run whose device is lost with a clear error and a checkpoint that --resume continues on wasm',
       async () => {
         const out = join(tmp, 'lost');
-        const run = train({
-          sections: [tiny],
-          out,
-          epochs: 2,
-          batchSize: SPOTS, // one step per epoch
-          backend: 'webgpu',
-          modelConfig: TINY,
-          augment: null,
-          faults: { beforeStep: (epoch) => (epoch === 2 ? webgpuDevice()?.destroy() : undefined) },
-        });
-        await expectResumableAfterGpuFailure(await run.catch((e: unknown) => e), /GPU .*/, tiny, out, 'wasm');
+        const error = await trainFailingInEpoch2(tiny, out, () => webgpuDevice()?.destroy());
+        await expectResumableAfterGpuFailure(error, /GPU .*/, tiny, out, 'wasm');
       },
       120_000, // a wasm epoch in a child
     );
