@@ -38,6 +38,12 @@ export function isSoftwareAdapter(info: AdapterInfoLike): boolean {
   return [info.vendor, info.architecture, info.device, info.description].some((s) => !!s && SOFTWARE_NAMES.test(s));
 }
 
+/**
+ * Tests only: DELST_TEST_ADAPTER_AS_GPU=1 takes a software adapter for a GPU, so that what `--backend auto` does on a
+ * GPU (the probe, the start, our kernels, the device line) runs on a CPU Vulkan driver.
+ */
+const takeSoftwareForGpu = () => process.env.DELST_TEST_ADAPTER_AS_GPU === '1';
+
 export function describeAdapter(
   info: AdapterInfoLike,
   limits: { maxBufferSize: number; maxStorageBufferBindingSize: number },
@@ -46,7 +52,7 @@ export function describeAdapter(
     vendor: info.vendor || 'unknown vendor',
     architecture: info.architecture || '',
     description: info.description || info.device || '',
-    software: isSoftwareAdapter(info),
+    software: isSoftwareAdapter(info) && !takeSoftwareForGpu(),
     maxBufferSize: Number(limits.maxBufferSize),
     maxStorageBufferBindingSize: Number(limits.maxStorageBufferBindingSize),
   };

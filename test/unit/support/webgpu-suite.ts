@@ -444,7 +444,7 @@ export function webgpuSuite(driver: VulkanDriver): void {
     });
 
     it.skipIf(noA1 || noDist)(
-      'delst embed: --backend webgpu writes what auto writes, and auto leaves the software adapter alone',
+      'delst embed: --backend webgpu writes what auto writes; auto leaves a software adapter alone and takes a GPU',
       async () => {
         // The model is built and saved on cpu, then embedded by two children.
         await useCpuReferenceBackend();
@@ -453,8 +453,8 @@ export function webgpuSuite(driver: VulkanDriver): void {
         const dir = join(tmp, 'embed-model');
         await saveCheckpoint(dir, { config, store: model.store, genePanel: panel, epoch: 0, step: 0 });
         model.dispose();
-        const embed = (backend: string) => {
-          const out = join(tmp, `${backend}.npy`);
+        const embed = (backend: string, env: Record<string, string> = {}) => {
+          const out = join(tmp, `${backend}-${Object.keys(env).length}.npy`);
           const run = spawnSync(
             process.execPath,
             [
@@ -470,7 +470,7 @@ export function webgpuSuite(driver: VulkanDriver): void {
               '4',
               '--json',
             ],
-            { encoding: 'utf8', timeout: 60_000 },
+            { encoding: 'utf8', timeout: 60_000, env: { ...process.env, ...env } },
           );
           expect(run.status, run.stderr).toBe(0);
           return { report: JSON.parse(run.stdout.trim().split('\n').pop()!), out: out.slice(0, -'.npy'.length) };
@@ -481,17 +481,24 @@ export function webgpuSuite(driver: VulkanDriver): void {
         const cpu = embed('auto');
         expect(cpu.report.spots).toBe(SPOTS);
         expect(cpu.report.backend).not.toBe('webgpu');
+        // Where the adapter is a GPU (here: this one taken for one), auto takes it and says so.
+        const asGpu = embed('auto', { DELST_TEST_ADAPTER_AS_GPU: '1' });
+        expect(asGpu.report).toMatchObject({ spots: SPOTS, backend: 'webgpu' });
+        expect(asGpu.report.device).toMatch(new RegExp(`^GPU via WebGPU: ${driver.adapter.vendor} .*, hardware$`));
         const read = async (base: string) =>
           Promise.all(
             ['.npy', '.tangent.npy', '.features.npy'].map(async (ext) => decodeNpy(await readFile(base + ext))),
           );
-        const [got, ref] = [await read(gpu.out), await read(cpu.out)];
-        got.forEach((g, i) => expect(g.shape).toEqual(ref[i].shape));
-        expectClose(
-          got.map((g) => g.data),
-          ref.map((r) => r.data),
-          1e-4,
-        );
+        const ref = await read(cpu.out);
+        for (const run of [gpu, asGpu]) {
+          const got = await read(run.out);
+          got.forEach((g, i) => expect(g.shape).toEqual(ref[i].shape));
+          expectClose(
+            got.map((g) => g.data),
+            ref.map((r) => r.data),
+            1e-4,
+          );
+        }
       },
       120_000,
     );
