@@ -2,7 +2,8 @@
 # Issue 7's GPU check, for a lent device machine, in one call (device time is 15 minutes a session, start included):
 #   here:   bash bench/device/pack.sh
 #   device: run(command="bash bench/device/gpu-check.sh", carry=[".device"], timeout_s=540)
-# It runs, each step's JSON and log into $OUT (and a summary on stdout):
+# It runs these steps; $OUT gets summary.json (also printed) and results.tar.gz with each step's JSON and log (the
+# device tool brings back at most 8 files), and a failed step's last log lines are printed:
 #   adapters        what Dawn offers and what `--backend auto` takes (it must be the hardware adapter)
 #   webgpu          `npm run bench -- train --backend webgpu --json`: the engine's fixed configuration, batch 64
 #   pytorch         the same configuration in PyTorch on CUDA (bench/reference/delst_train_step.py), TF32 as PyTorch
@@ -22,7 +23,8 @@ work="$(mktemp -d)"
 python="${PYTHON:-python3}"
 reference_device="${REFERENCE_DEVICE:-cuda}"
 deadline="${DEADLINE:-480}"
-mkdir -p "$out"
+results="$work/results"
+mkdir -p "$out" "$results"
 start=$SECONDS
 
 # The Vulkan loader and, where nothing else is set, NVIDIA's Vulkan driver (the device tool's README).
@@ -43,7 +45,7 @@ check="$work/gpu-check.mjs"
   nvidia-smi 2>&1 || true
   echo "node $("$node" --version); $("$python" -c 'import torch; print("torch", torch.__version__)' 2>&1)"
   echo "VK_ICD_FILENAMES=${VK_ICD_FILENAMES:-} VK_DRIVER_FILES=${VK_DRIVER_FILES:-}"
-} >"$out/machine.txt"
+} >"$results/machine.txt"
 
 if [ -n "${QUICK:-}" ]; then sizes=(--batch 4 --steps 5 --warmup 1) big=(--batch 8 --steps 5 --warmup 1)
 else sizes=(--batch 64 --steps 7 --warmup 2) big=(--batch 256 --steps 5 --warmup 2); fi
@@ -56,9 +58,11 @@ step() {
     echo "$name: skipped (deadline)"
     return
   fi
-  local t0=$SECONDS
-  timeout "$limit" "$@" >"$out/$name.json" 2>"$out/$name.log"
-  echo "$name: exit $? in $((SECONDS - t0)) s"
+  local t0=$SECONDS status
+  timeout "$limit" "$@" >"$results/$name.json" 2>"$results/$name.log"
+  status=$?
+  echo "$name: exit $status in $((SECONDS - t0)) s"
+  if [ "$status" -ne 0 ]; then tail -n 8 "$results/$name.log" | sed 's/^/    /'; fi
 }
 
 step adapters 90 "$node" "$check" adapters
@@ -75,7 +79,7 @@ step webgpu-submit200 180 "$node" "$check" train --backend webgpu "${sizes[@]}" 
   import { existsSync, readFileSync } from 'node:fs';
   // Dawn prints GPU errors on stdout too: the JSON object starts at the last line that is a bare '{'.
   const read = (name) => {
-    const file = '$out/' + name + '.json';
+    const file = '$results/' + name + '.json';
     if (!existsSync(file)) return null;
     const text = readFileSync(file, 'utf8');
     try { return JSON.parse(text.slice(text.startsWith('{') ? 0 : text.lastIndexOf('\\n{') + 1)); } catch { return null; }
@@ -98,4 +102,5 @@ step webgpu-submit200 180 "$node" "$check" train --backend webgpu "${sizes[@]}" 
       trainsAgain: !!oom.afterInNewProcess?.medianStepSeconds },
   }, null, 2));
 " | tee "$out/summary.json"
+tar -C "$results" -czf "$out/results.tar.gz" .
 rm -rf "$work"
