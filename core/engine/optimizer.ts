@@ -15,7 +15,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { NamedArray, OptimizerState } from './checkpoint.js';
 import type { ParamEntry } from './params.js';
-import { adamwUpdateWebgpu } from './webgpu/adamw.js';
+import { adamwUpdateWebgpu, type AdamWStepConstants } from './webgpu/adamw.js';
 
 export interface AdamWSettings {
   readonly beta1: number;
@@ -88,27 +88,18 @@ export class AdamW {
     const sqrtCorrection2 = Math.sqrt(1 - beta2 ** this.t);
     const decayFactor = 1 - lr * weightDecay;
     const stepSize = lr / correction1;
-    const fused = tf.getBackend() === 'webgpu';
+    // On webgpu three fused shaders per param; elsewhere the same arithmetic as tfjs ops.
+    const update = tf.getBackend() === 'webgpu' ? adamwUpdateWebgpu : adamwUpdateOps;
     tf.tidy(() => {
       for (const slot of this.slots) {
         const g = grads[slot.variable.name];
         if (!g) continue;
-        if (fused) {
-          const constants = { beta1, beta2, epsilon, stepSize, sqrtCorrection2 };
-          const decay = slot.decay && weightDecay !== 0 ? decayFactor : 1;
-          const next = adamwUpdateWebgpu(slot.variable, g, slot.m, slot.v, { ...constants, decayFactor: decay });
-          slot.m.assign(next.m);
-          slot.v.assign(next.v);
-          slot.variable.assign(next.param);
-          continue;
-        }
-        const m = tf.add(tf.mul(slot.m, beta1), tf.mul(g, 1 - beta1));
-        const v = tf.add(tf.mul(slot.v, beta2), tf.mul(tf.square(g), 1 - beta2));
-        slot.m.assign(m);
-        slot.v.assign(v);
-        const denominator = tf.add(tf.div(tf.sqrt(v), sqrtCorrection2), epsilon);
-        const decayed = slot.decay && weightDecay !== 0 ? tf.mul(slot.variable, decayFactor) : slot.variable;
-        slot.variable.assign(tf.sub(decayed, tf.mul(tf.div(m, denominator), stepSize)));
+        const decay = slot.decay && weightDecay !== 0 ? decayFactor : 1;
+        const constants = { beta1, beta2, epsilon, stepSize, sqrtCorrection2, decayFactor: decay };
+        const next = update(slot.variable, g, slot.m, slot.v, constants);
+        slot.m.assign(next.m);
+        slot.v.assign(next.v);
+        slot.variable.assign(next.param);
       }
     });
   }
@@ -148,6 +139,21 @@ export class AdamW {
     for (const s of this.slots) tf.dispose([s.m, s.v]);
     this.disposed = true;
   }
+}
+
+/** New (param, m, v) for param `p` with gradient `g`, as tfjs ops (webgpu/adamw.ts does the same in shaders). */
+function adamwUpdateOps(
+  p: tf.Tensor,
+  g: tf.Tensor,
+  m: tf.Tensor,
+  v: tf.Tensor,
+  c: AdamWStepConstants,
+): { param: tf.Tensor; m: tf.Tensor; v: tf.Tensor } {
+  const m1 = tf.add(tf.mul(m, c.beta1), tf.mul(g, 1 - c.beta1));
+  const v1 = tf.add(tf.mul(v, c.beta2), tf.mul(tf.square(g), 1 - c.beta2));
+  const denominator = tf.add(tf.div(tf.sqrt(v1), c.sqrtCorrection2), c.epsilon);
+  const decayed = c.decayFactor === 1 ? p : tf.mul(p, c.decayFactor);
+  return { param: tf.sub(decayed, tf.mul(tf.div(m1, denominator), c.stepSize)), m: m1, v: v1 };
 }
 
 /** A non-trainable variable of zeros (tf.variable shares the initial tensor's data: that tensor is disposed). */

@@ -1,7 +1,7 @@
 // AdamW's update on webgpu in three shaders per parameter (the two moments, then the parameter) instead of about
 // fourteen elementwise ops, each with its scalar uploaded as a tensor. On a GPU a training step of our models is
 // bound by the host's cost per dispatch rather than by arithmetic, and the optimizer was a quarter of the dispatches.
-// Same arithmetic in the same order as AdamW.apply's generic path (optimizer.ts), so the results agree to rounding.
+// Same arithmetic in the same order as adamwUpdateOps (optimizer.ts), so the results agree to rounding.
 
 import type * as tf from '@tensorflow/tfjs';
 import { fusedElementwise } from './elementwise.js';

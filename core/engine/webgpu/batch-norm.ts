@@ -9,10 +9,7 @@
 // E[x^2] - E[x]^2 cancellation), and x is read from memory once (a thread's second pass over its 32 rows hits cache).
 
 import * as tf from '@tensorflow/tfjs';
-import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
-
-type Program = Parameters<WebGPUBackend['runWebGPUProgram']>[0];
-type Uniforms = Parameters<WebGPUBackend['runWebGPUProgram']>[3];
+import { float, int, runProgram, type Program, type Uniform } from './program.js';
 
 /** Rows of x each first-round thread adds up. */
 const CHUNK = 32;
@@ -30,14 +27,6 @@ function geometry(x: tf.Tensor4D): Geometry {
   const rows = n * h * w;
   return { rows, channels: c, groups: Math.ceil(rows / CHUNK) };
 }
-
-function run(backend: WebGPUBackend, program: Program, inputs: tf.Tensor[], uniforms: Uniforms): tf.Tensor {
-  return tf.engine().makeTensorFromTensorInfo(backend.runWebGPUProgram(program, inputs, 'float32', uniforms));
-}
-
-const int = (value: number) => ({ type: 'int32', data: [value] });
-const float = (value: number) => ({ type: 'float32', data: [value] });
-const uniformsOf = (...values: { type: string; data: number[] }[]) => values as unknown as Uniforms;
 
 /**
  * First round: one thread per (group g, channel c) over rows [g*chunk, min(rows, (g+1)*chunk)), writing
@@ -68,7 +57,7 @@ function partialsProgram(key: string, names: string[], g: Geometry, body: string
         setOutputAtIndex((2 * grp + 1) * ch + c, sumB);
       }
     }`,
-  } as unknown as Program;
+  };
 }
 
 /** Threads per workgroup of the second round: enough for the partials, a power of two. */
@@ -127,7 +116,7 @@ function finishProgram(
         setOutputAtIndex(c, ${finish});
       }
     }`,
-  } as unknown as Program;
+  };
 }
 
 /** An elementwise program over x's shape; `expression` sees `index`, `c` (the channel) and the inputs. */
@@ -151,21 +140,19 @@ function elementwiseProgram(key: string, names: string[], shape: number[], body:
         ${body}
       }
     }`,
-  } as unknown as Program;
+  };
 }
 
 /** The uniforms every program here declares. */
-function commonUniforms(g: Geometry, epsilon: number): Uniforms {
-  return uniformsOf(int(g.rows), int(CHUNK), float(epsilon));
+function commonUniforms(g: Geometry, epsilon: number): Uniform[] {
+  return [int(g.rows), int(CHUNK), float(epsilon)];
 }
 
 /** Per-channel mean and biased variance of x over N, H, W. */
 export function batchNormStatsWebgpu(x: tf.Tensor4D): { mean: tf.Tensor1D; variance: tf.Tensor1D } {
-  const backend = tf.backend() as unknown as WebGPUBackend;
   const g = geometry(x);
   const uniforms = commonUniforms(g, 0);
-  const partials = run(
-    backend,
+  const partials = runProgram(
     partialsProgram(
       'delstBnMoments',
       ['X'],
@@ -182,15 +169,13 @@ export function batchNormStatsWebgpu(x: tf.Tensor4D): { mean: tf.Tensor1D; varia
     [x],
     uniforms,
   );
-  const mean = run(
-    backend,
+  const mean = runProgram(
     finishProgram('delstBnMean', ['P'], g, '', 'P[2 * grp * ch + c]', 'total / f32(uniforms.rows)'),
     [partials],
     uniforms,
   ) as tf.Tensor1D;
   // Each chunk's squares about its own mean, plus its size times the squared distance of that mean to the mean.
-  const variance = run(
-    backend,
+  const variance = runProgram(
     finishProgram(
       'delstBnVariance',
       ['P', 'Mean'],
@@ -215,14 +200,13 @@ export function batchNormNormaliseWebgpu(
   beta: tf.Tensor1D,
   epsilon: number,
 ): tf.Tensor4D {
-  const backend = tf.backend() as unknown as WebGPUBackend;
   const program = elementwiseProgram(
     'delstBnNormalise',
     ['X', 'Mean', 'Variance', 'Gamma', 'Beta'],
     [...x.shape],
     'setOutputAtIndex(index, (X[index] - Mean[c]) * (Gamma[c] * invStd) + Beta[c]);',
   );
-  return run(backend, program, [x, mean, variance, gamma, beta], commonUniforms(geometry(x), epsilon)) as tf.Tensor4D;
+  return runProgram(program, [x, mean, variance, gamma, beta], commonUniforms(geometry(x), epsilon)) as tf.Tensor4D;
 }
 
 /**
@@ -238,11 +222,9 @@ export function batchNormBackwardWebgpu(
   gamma: tf.Tensor1D,
   epsilon: number,
 ): [tf.Tensor4D, tf.Tensor1D, tf.Tensor1D] {
-  const backend = tf.backend() as unknown as WebGPUBackend;
   const g = geometry(x);
   const uniforms = commonUniforms(g, epsilon);
-  const partials = run(
-    backend,
+  const partials = runProgram(
     partialsProgram(
       'delstBnGradSums',
       ['Dy', 'X', 'Mean'],
@@ -259,14 +241,12 @@ export function batchNormBackwardWebgpu(
     [dy, x, mean],
     uniforms,
   );
-  const dBeta = run(
-    backend,
+  const dBeta = runProgram(
     finishProgram('delstBnDBeta', ['P'], g, '', 'P[2 * grp * ch + c]', 'total'),
     [partials],
     uniforms,
   ) as tf.Tensor1D;
-  const dGamma = run(
-    backend,
+  const dGamma = runProgram(
     finishProgram(
       'delstBnDGamma',
       ['P', 'Variance'],
@@ -279,8 +259,7 @@ export function batchNormBackwardWebgpu(
     uniforms,
   ) as tf.Tensor1D;
   partials.dispose();
-  const dx = run(
-    backend,
+  const dx = runProgram(
     elementwiseProgram(
       'delstBnDx',
       ['Dy', 'X', 'Mean', 'Variance', 'Gamma', 'DBeta', 'DGamma'],

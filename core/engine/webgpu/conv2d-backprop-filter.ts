@@ -10,25 +10,13 @@
 import * as tf from '@tensorflow/tfjs';
 import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
 import { filterGradientArgs, type FilterGradientArgs } from '../kernels/util.js';
+import { int, runProgram, type Program, type Uniform } from './program.js';
 
 /** What the engine passes a webgpu kernel. */
 export interface WebgpuKernelArgs {
   inputs: Record<string, tf.Tensor>;
   backend: WebGPUBackend;
   attrs: Record<string, unknown>;
-}
-
-/** The program interface of tfjs-backend-webgpu 4.22 (webgpu_program.ts), the part we fill in. */
-interface Program {
-  variableNames: string[];
-  uniforms: string;
-  workgroupSize: [number, number, number];
-  size: boolean;
-  outputShape: number[];
-  dispatchLayout: { x: number[] };
-  dispatch: [number, number, number];
-  shaderKey: string;
-  getUserCode(): string;
 }
 
 const WORKGROUP = 64;
@@ -85,7 +73,7 @@ export function splitCount(m: number, target: number): number {
 type Info = tf.backend_util.Conv2DInfo;
 
 /** dW of one group of samples: im2col chunks times dy chunks, summed. */
-function groupFilterGradient(backend: WebGPUBackend, x: tf.Tensor4D, dy: tf.Tensor4D, info: Info): tf.Tensor {
+function groupFilterGradient(x: tf.Tensor4D, dy: tf.Tensor4D, info: Info): tf.Tensor {
   const { filterHeight: kh, filterWidth: kw, inChannels: ci, outChannels: co, outHeight: oh, outWidth: ow } = info;
   const m = x.shape[0] * oh * ow;
   const k = kh * kw * ci;
@@ -93,22 +81,16 @@ function groupFilterGradient(backend: WebGPUBackend, x: tf.Tensor4D, dy: tf.Tens
   const s = splitCount(m, Math.ceil(TARGET_WORKGROUPS / tiles));
   const chunk = m / s;
   const program = im2colProgram([s, k, chunk]);
-  const uniforms = [
+  const uniforms: Uniform[] = [
     { type: 'int32', data: [info.padInfo.top, info.padInfo.left] },
     { type: 'int32', data: [info.strideHeight, info.strideWidth] },
-    { type: 'int32', data: [kw] },
-    { type: 'int32', data: [ci] },
-    { type: 'int32', data: [ow] },
-    { type: 'int32', data: [oh * ow] },
-    { type: 'int32', data: [chunk] },
+    int(kw),
+    int(ci),
+    int(ow),
+    int(oh * ow),
+    int(chunk),
   ];
-  const colsInfo = backend.runWebGPUProgram(
-    program as unknown as Parameters<WebGPUBackend['runWebGPUProgram']>[0],
-    [x],
-    'float32',
-    uniforms as Parameters<WebGPUBackend['runWebGPUProgram']>[3],
-  );
-  const cols = tf.engine().makeTensorFromTensorInfo(colsInfo);
+  const cols = runProgram(program, [x], uniforms);
   const parts = tf.matMul(cols as tf.Tensor3D, tf.reshape(dy, [s, chunk, co]) as tf.Tensor3D); // [S, K, Co]
   return s === 1 ? tf.reshape(parts, [k, co]) : tf.sum(parts, 0);
 }
@@ -133,7 +115,7 @@ export function conv2dBackpropFilterWebgpu(
       const size = Math.min(group, n - start);
       const xs = size === n ? x : tf.slice(x, [start, 0, 0, 0], [size, -1, -1, -1]);
       const dys = size === n ? dy : tf.slice(dy, [start, 0, 0, 0], [size, -1, -1, -1]);
-      const part = groupFilterGradient(backend, xs, dys, info);
+      const part = groupFilterGradient(xs, dys, info);
       total = total ? tf.add(total, part) : part;
     }
     return tf.reshape(total!, filterShape);

@@ -1,11 +1,8 @@
 // One webgpu dispatch for an elementwise formula over same-shaped tensors, where tfjs would run an op (and upload a
 // scalar tensor) per arithmetic step: on a GPU our training step is bound by the host's cost per dispatch.
 
-import * as tf from '@tensorflow/tfjs';
-import type { WebGPUBackend } from '@tensorflow/tfjs-backend-webgpu';
-
-type Program = Parameters<WebGPUBackend['runWebGPUProgram']>[0];
-type Uniforms = Parameters<WebGPUBackend['runWebGPUProgram']>[3];
+import type * as tf from '@tensorflow/tfjs';
+import { float, runProgram, type Program } from './program.js';
 
 const WORKGROUP = 128;
 
@@ -25,7 +22,7 @@ export function fusedElementwise(
   const shape = inputs[names[0]].shape;
   const size = shape.reduce((a, b) => a * b, 1);
   const reads = names.map((n) => `let ${n.toLowerCase()} = get${n}ByOutputIndex(index);`).join('\n        ');
-  const program = {
+  const program: Program = {
     variableNames: names,
     uniforms: Object.keys(constants)
       .map((c) => `${c} : f32,`)
@@ -43,9 +40,6 @@ export function fusedElementwise(
         setOutputAtIndex(index, ${expression});
       }
     }`,
-  } as unknown as Program;
-  const uniforms = Object.values(constants).map((value) => ({ type: 'float32', data: [value] })) as unknown as Uniforms;
-  const backend = tf.backend() as unknown as WebGPUBackend;
-  const info = backend.runWebGPUProgram(program, Object.values(inputs), 'float32', uniforms);
-  return tf.engine().makeTensorFromTensorInfo(info);
+  };
+  return runProgram(program, Object.values(inputs), Object.values(constants).map(float));
 }
