@@ -243,20 +243,11 @@ export function torchPython(explicit?: string): string {
   );
 }
 
-/** bench/reference/delst_train_step.py under the package root, else under the working directory (a bundled bench). */
+/** bench/reference/delst_train_step.py of this checkout. */
 export function referenceScript(): string {
-  const relative = path.join('bench', 'reference', 'delst_train_step.py');
-  const roots: string[] = [];
-  try {
-    roots.push(packageRoot());
-  } catch {
-    // A bundle outside the repo has no package root: the working directory may still be the repo.
-  }
-  roots.push(process.cwd());
-  const candidates = roots.map((root) => path.join(root, relative));
-  const found = candidates.find((file) => existsSync(file));
-  if (!found) throw new Error(`--reference pytorch: the reference script is missing: tried ${candidates.join(', ')}`);
-  return found;
+  const file = path.join(packageRoot(), 'bench', 'reference', 'delst_train_step.py');
+  if (!existsSync(file)) throw new Error(`--reference pytorch: the reference script is missing: ${file}`);
+  return file;
 }
 
 export interface ReferenceRun {
@@ -318,7 +309,6 @@ export async function benchTrain(args: string[]): Promise<object> {
   const losses: number[] = [];
   const tensorsAfter: number[] = [];
   const counter = backend.name === 'webgpu' ? countDispatches() : null;
-  let dispatches: number | null = null;
   for (let i = 0; i < opts.warmup + opts.steps; i++) {
     if (i === opts.warmup && counter) counter.reset();
     const t0 = performance.now();
@@ -328,7 +318,7 @@ export async function benchTrain(args: string[]): Promise<object> {
     losses.push(v.loss);
     tensorsAfter.push(tf.memory().numTensors);
   }
-  if (counter) dispatches = counter.stop();
+  const dispatches = counter?.stop() ?? null;
   tf.dispose([batch.patches, batch.expression]);
   optimizer.dispose();
   model.dispose();
