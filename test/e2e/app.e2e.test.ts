@@ -2,7 +2,7 @@
 // server, on the bundled demo and a second HER2ST section. Needs `npm run build` (npm test does it) and Debian's
 // chromium; skips with the reason otherwise.
 
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
@@ -13,7 +13,7 @@ import { Studio } from '../../core/api/studio.js';
 import { demoPath, packageRoot } from '../../core/resources.js';
 import { startBrowserServer, type BrowserServer } from '../../server/browser-server.js';
 import { CHROMIUM } from '../../bench/chromium.js';
-import { e2eCacheDir, greenPixels, launchApp, onScreen, openApp, pixels } from './helpers.js';
+import { closeApp, e2eCacheDir, greenPixels, launchApp, onScreen, openApp, pixels } from './helpers.js';
 
 const root = packageRoot();
 const rendererDir = join(root, 'dist', 'renderer');
@@ -56,11 +56,7 @@ describe.skipIf(skipReason !== null)('DELST Studio in Chromium (browser mode)', 
     ({ server, browser, page } = await launchApp(studio, problems));
   });
 
-  afterAll(async () => {
-    await browser?.close();
-    await server?.close();
-    if (scratch) rmSync(scratch, { recursive: true, force: true });
-  });
+  afterAll(() => closeApp({ browser, server, studio }, scratch));
 
   /** Spots the overlay should draw for a section at the start: its in-tissue spots. */
   async function inTissue(id: string): Promise<number> {
@@ -445,12 +441,7 @@ describe.skipIf(skipReason !== null)('Annotation in Chromium (browser mode, a te
     ({ server, browser, page } = await launchApp(studio, problems, { acceptDownloads: true }));
   });
 
-  afterAll(async () => {
-    await browser?.close();
-    await server?.close();
-    studio?.close();
-    if (scratch) rmSync(scratch, { recursive: true, force: true });
-  });
+  afterAll(() => closeApp({ browser, server, studio }, scratch));
 
   const stage = () => page.locator('[data-testid=slide]');
 
@@ -650,12 +641,7 @@ describe.skipIf(skipReason !== null || !existsSync(second))(
       ({ server, browser, page } = await launchApp(studio, problems));
     });
 
-    afterAll(async () => {
-      await browser?.close();
-      await server?.close();
-      studio?.close();
-      if (scratch) rmSync(scratch, { recursive: true, force: true });
-    });
+    afterAll(() => closeApp({ browser, server, studio }, scratch));
 
     const stageOf = (id: string) => page.locator(`[data-testid=slide][data-section-id="${id}"]`);
 
@@ -804,12 +790,7 @@ describe.skipIf(skipReason !== null || !existsSync(second))(
       ({ server, browser, page } = await launchApp(studio, problems, { acceptDownloads: true }));
     });
 
-    afterAll(async () => {
-      await browser?.close();
-      await server?.close();
-      studio?.close();
-      if (scratch) rmSync(scratch, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 });
-    });
+    afterAll(() => closeApp({ browser, server, studio }, scratch));
 
     const stage = (p: Page = page) => p.locator('[data-testid=slide]');
 
@@ -1086,12 +1067,7 @@ describe.skipIf(skipReason !== null)('Training in Chromium (browser mode, a temp
     ({ server, browser, page } = await launchApp(studio, problems));
   });
 
-  afterAll(async () => {
-    await browser?.close();
-    await server?.close();
-    await studio?.shutdown();
-    if (scratch) rmSync(scratch, { recursive: true, force: true });
-  });
+  afterAll(() => closeApp({ browser, server, studio }, scratch));
 
   it('trains a Quick model on the demo with live progress; it lands in the model library', async () => {
     await page.locator('[data-testid=train-toggle]').click();

@@ -4,7 +4,7 @@
 // checks: tiles are drawn (the screen changes under them when the spots are shown) and nothing is drawn on the
 // black background. Screenshots go to /tmp/shots/. Needs `npm run build` and Debian's chromium.
 
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
@@ -14,7 +14,7 @@ import { Studio } from '../../core/api/studio.js';
 import { packageRoot } from '../../core/resources.js';
 import type { BrowserServer } from '../../server/browser-server.js';
 import { CHROMIUM } from '../../bench/chromium.js';
-import { e2eCacheDir, launchApp, onScreen, pixels } from './helpers.js';
+import { closeApp, e2eCacheDir, launchApp, onScreen, pixels } from './helpers.js';
 
 const root = packageRoot();
 const rendererDir = join(root, 'dist', 'renderer');
@@ -51,12 +51,7 @@ describe.skipIf(skipReason !== null)('a bare H&E image: tile, predict, colour (b
     ({ server, browser, page } = await launchApp(studio, problems));
   });
 
-  afterAll(async () => {
-    await browser?.close();
-    await server?.close();
-    await studio?.shutdown();
-    if (scratch) rmSync(scratch, { recursive: true, force: true });
-  });
+  afterAll(() => closeApp({ browser, server, studio }, scratch));
 
   it('tiles the tissue, colours the tiles by predicted class, and draws nothing on the background', async () => {
     const stage = page.locator(`[data-testid=slide][data-section-id="${bareId}"]`);

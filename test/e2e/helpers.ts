@@ -1,11 +1,12 @@
 // Helpers of the end-to-end tests (browser and Electron): the app in a page, where a spot is on screen, a
 // screenshot's pixels.
 
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import sharp from 'sharp';
 import type { SectionSpots } from '../../core/api/api.js';
+import type { Studio } from '../../core/api/studio.js';
 import { packageRoot } from '../../core/resources.js';
 import { startBrowserServer, type BrowserServer } from '../../server/browser-server.js';
 import { CHROMIUM, CHROMIUM_ARGS } from '../../bench/chromium.js';
@@ -55,6 +56,20 @@ export async function launchApp(
     await server.close();
     throw error;
   }
+}
+
+/**
+ * Closes what a suite started, each part only if it did start: the browser, the server, the studio (its workers
+ * too) and the scratch folder.
+ */
+export async function closeApp(
+  { browser, server, studio }: { browser?: Browser; server?: BrowserServer; studio?: Studio },
+  scratch?: string,
+): Promise<void> {
+  await browser?.close();
+  await server?.close();
+  await studio?.shutdown();
+  if (scratch) rmSync(scratch, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 });
 }
 
 /** A spot's centre in the viewer, from the overlay's slide -> screen transform (data-view). */

@@ -11,7 +11,7 @@ import { Studio } from '../../core/api/studio.js';
 import { demoPath, packageRoot } from '../../core/resources.js';
 import { startBrowserServer, type BrowserServer } from '../../server/browser-server.js';
 import { CHROMIUM, CHROMIUM_ARGS } from '../../bench/chromium.js';
-import { onScreen, pixels } from './helpers.js';
+import { closeApp, onScreen, pixels } from './helpers.js';
 
 const root = packageRoot();
 const rendererDir = join(root, 'dist', 'renderer');
@@ -51,11 +51,7 @@ describe.skipIf(skipReason !== null)('similar tissue and the Poincaré disk in C
     page.on('pageerror', (error) => problems.push(error.message));
   });
 
-  afterAll(async () => {
-    await browser?.close();
-    await server?.close();
-    await studio?.shutdown();
-  });
+  afterAll(() => closeApp({ browser, server, studio }));
 
   it('finds similar tissue for a spot: k rings on the slides, a list that jumps to A1', async () => {
     await page.goto(`${server.url}&drawer=canvas&overlay=webgl`);
